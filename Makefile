@@ -1,0 +1,39 @@
+# Each target sets up .venv itself on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo demo-auth test lint typecheck unit bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo-auth: $(STAMP)  ## the login demo
+	$(PY) -m demo_auth $(ARGS)
+
+demo: $(STAMP)  ## the 1.1.1 reset demo
+	$(PY) -m demo $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check aiohttp_session_ws
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+test: lint typecheck unit  ## everything CI runs
+
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick $(ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

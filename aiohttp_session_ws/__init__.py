@@ -1,0 +1,38 @@
+"""Tie websockets to the aiohttp_session session, and close them when it changes."""
+
+from .app import REGISTRY_KEY, get_registry, setup
+from .codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON, SHUTDOWN_CODE, SHUTDOWN_REASON
+from .context import session_ws
+from .helpers import (
+    delete_session_ws_id,
+    ensure_session_ws_id,
+    get_session_ws_id,
+    new_session_ws_id,
+    schedule_close_all_session_ws,
+)
+from .middleware import session_ws_middleware
+from .registry import RegistryStats, SessionWSRegistry
+
+setup_session_ws = setup
+
+__version__ = "2.0.0.dev0"
+
+__all__ = [
+    "REGISTRY_KEY",
+    "SESSION_ENDED_CODE",
+    "SESSION_ENDED_REASON",
+    "SHUTDOWN_CODE",
+    "SHUTDOWN_REASON",
+    "RegistryStats",
+    "SessionWSRegistry",
+    "delete_session_ws_id",
+    "ensure_session_ws_id",
+    "get_registry",
+    "get_session_ws_id",
+    "new_session_ws_id",
+    "schedule_close_all_session_ws",
+    "session_ws",
+    "session_ws_middleware",
+    "setup",
+    "setup_session_ws",
+]

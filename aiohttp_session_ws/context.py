@@ -1,0 +1,83 @@
+"""`session_ws`: upgrade a request to a websocket tied to the session."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from types import TracebackType
+from typing import Any
+
+import aiohttp_session
+from aiohttp import web
+
+from .app import get_registry
+from .closing import close_sockets
+from .keys import ID_CHANGED
+from .registry import SessionWSRegistry
+
+
+class session_ws:  # noqa: N801 - the 1.1.1 name
+    """Async context manager yielding a prepared `WebSocketResponse`.
+
+    On enter it checks the Origin allow-list (403) and that the request is an
+    upgrade (426), ensures the session has a websocket id (saving the session
+    cookie on the 101 response when that changed it), upgrades, and registers
+    the socket. A socket presenting a revoked id is accepted and closed at once
+    with the session-ended code. On exit the socket is unregistered.
+
+    `ws_options` go to `web.WebSocketResponse` (e.g. `heartbeat=`, `protocols=`).
+    """
+
+    def __init__(self, request: web.Request, **ws_options: Any) -> None:
+        self.request = request
+        self.options = ws_options
+        self.response: web.WebSocketResponse | None = None
+        self.session_ws_id: Hashable | None = None
+
+    @property
+    def registry(self) -> SessionWSRegistry:
+        return get_registry(self.request)
+
+    async def __aenter__(self) -> web.WebSocketResponse:
+        request = self.request
+        registry = self.registry
+        registry.check_origin(request)
+        ws = web.WebSocketResponse(**self.options)
+        if not ws.can_prepare(request).ok:
+            registry.count_refused("not_upgrade")
+            raise web.HTTPUpgradeRequired(
+                headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+                text="this URL is a websocket endpoint: connect with a websocket client",
+            )
+        session_ws_id = await registry.get_id(request)
+        if session_ws_id is None:
+            session_ws_id = await registry.new_id(request)
+        revoked = await registry.is_revoked(session_ws_id)
+        keys = () if revoked else await registry.keys_for(request)
+        if request.get(ID_CHANGED):
+            # aiohttp_session saves nothing for a websocket response: the new
+            # id must ride on the 101 itself.
+            session = await aiohttp_session.get_session(request)
+            await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
+        await ws.prepare(request)
+        self.response = ws
+        self.session_ws_id = session_ws_id
+        if revoked:
+            registry.count_refused("revoked")
+            await close_sockets(
+                [ws],
+                code=registry.close_code,
+                message=registry.close_message,
+                timeout=registry.close_timeout,
+            )
+        else:
+            registry.register(session_ws_id, ws, keys=keys)
+        return ws
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.response is not None:
+            self.registry.unregister(self.session_ws_id, self.response)

@@ -1,0 +1,346 @@
+"""The registry: which websockets belong to which session (and to which extra keys)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
+from typing import Any, TypedDict
+
+import aiohttp_session
+from aiohttp import web
+
+from .closing import close_sockets
+from .codes import (
+    SESSION_ENDED_CODE,
+    SESSION_ENDED_REASON,
+    SHUTDOWN_CODE,
+    SHUTDOWN_REASON,
+    encode_reason,
+    validate_close_code,
+)
+from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory
+from .keys import ID_CHANGED
+from .origin import OriginPolicy
+from .revocation import RevokedIds
+
+logger = logging.getLogger("aiohttp_session_ws")
+
+DEFAULT_SESSION_KEY = "aiohttp_session_ws_id"
+
+KeyProvider = Callable[[web.Request], Awaitable[Iterable[Hashable]]]
+"""Returns extra index keys for a connecting socket (e.g. the user's identity)."""
+
+
+class RegistryStats(TypedDict):
+    """Counts for metrics. Never contains ids, identities or cookie values."""
+
+    sockets: int
+    sessions: int
+    keys: int
+    revoked: int
+    pending_closes: int
+    closed: dict[str, int]
+    refused: dict[str, int]
+
+
+class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
+    """Tracks websockets by session websocket id, and closes them on demand.
+
+    It is a read-only mapping of id -> the open sockets registered under it.
+    Subclass and override `get_id`/`set_id`/`delete_id` to keep the id
+    somewhere other than the aiohttp_session session.
+    """
+
+    def __init__(
+        self,
+        *,
+        id_factory: IdFactory = default_id_factory,
+        session_key: str = DEFAULT_SESSION_KEY,
+        close_code: int = SESSION_ENDED_CODE,
+        close_message: str | bytes = SESSION_ENDED_REASON,
+        close_timeout: float = 2.0,
+        revocation_ttl: float = 600.0,
+        revocation_max_size: int = 100_000,
+        allowed_origins: Iterable[str] | None = None,
+        allow_missing_origin: bool = True,
+    ) -> None:
+        if close_timeout <= 0:
+            raise ValueError("close_timeout must be positive (seconds)")
+        self.id_factory = check_id_factory(id_factory)
+        self.session_key = session_key
+        self.close_code = validate_close_code(close_code)
+        self.close_message = encode_reason(close_message)
+        self.close_timeout = close_timeout
+        self.origins = OriginPolicy(allowed_origins, allow_missing=allow_missing_origin)
+        self.revoked = RevokedIds(revocation_ttl, revocation_max_size)
+        self._sessions: dict[Hashable, set[web.WebSocketResponse]] = {}
+        self._keys: dict[Hashable, set[web.WebSocketResponse]] = {}
+        # Only sockets with extra keys appear here: socket -> (session id, keys).
+        self._socket_keys: dict[web.WebSocketResponse, tuple[Hashable, tuple[Hashable, ...]]] = {}
+        self._key_providers: list[KeyProvider] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
+
+    # -- Mapping -----------------------------------------------------------
+
+    def __getitem__(self, session_ws_id: Hashable) -> frozenset[web.WebSocketResponse]:
+        return frozenset(self._sessions[session_ws_id])
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self._sessions)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    # -- the id in the session ---------------------------------------------
+
+    async def generate_id(self, request: web.Request) -> Hashable:
+        """Make a new id with `id_factory` (sync or async), checking the result."""
+        return await call_id_factory(self.id_factory, request)
+
+    async def get_id(self, request: web.Request) -> Hashable | None:
+        """The request's current websocket id, or None."""
+        session = await _get_session(request)
+        return session.get(self.session_key)
+
+    async def set_id(self, request: web.Request, session_ws_id: Hashable) -> None:
+        """Store `session_ws_id` as the request's websocket id."""
+        session = await _get_session(request)
+        session[self.session_key] = session_ws_id
+        request[ID_CHANGED] = True
+
+    async def delete_id(self, request: web.Request) -> None:
+        """Remove the request's websocket id."""
+        session = await _get_session(request)
+        if session.pop(self.session_key, None) is not None:
+            request[ID_CHANGED] = True
+
+    async def new_id(self, request: web.Request) -> Hashable:
+        """Generate, store and return a fresh websocket id."""
+        session_ws_id = await self.generate_id(request)
+        await self.set_id(request, session_ws_id)
+        return session_ws_id
+
+    async def ensure_id(self, request: web.Request) -> Hashable:
+        """Return the request's id, making a new one if it has none or a revoked one."""
+        session_ws_id = await self.get_id(request)
+        if session_ws_id is None or await self.is_revoked(session_ws_id):
+            session_ws_id = await self.new_id(request)
+        return session_ws_id
+
+    # -- registration ------------------------------------------------------
+
+    def add_key_provider(self, provider: KeyProvider) -> None:
+        """Index every new socket under the keys `provider(request)` returns too."""
+        self._key_providers.append(provider)
+
+    async def keys_for(self, request: web.Request) -> tuple[Hashable, ...]:
+        """The extra index keys for a socket opened by `request`."""
+        keys: list[Hashable] = []
+        for provider in self._key_providers:
+            keys.extend(await provider(request))
+        return tuple(keys)
+
+    def register(
+        self,
+        session_ws_id: Hashable,
+        wsr: web.WebSocketResponse,
+        *,
+        keys: Iterable[Hashable] = (),
+    ) -> None:
+        """Record `wsr` under `session_ws_id`, and under each extra key in `keys`."""
+        self._sessions.setdefault(session_ws_id, set()).add(wsr)
+        extra = tuple(keys)
+        if extra:
+            self._socket_keys[wsr] = (session_ws_id, extra)
+            for key in extra:
+                self._keys.setdefault(key, set()).add(wsr)
+
+    def unregister(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
+        """Forget `wsr`. Unknown pairs are ignored, so calling twice is safe."""
+        _discard(self._sessions, session_ws_id, wsr)
+        _, keys = self._socket_keys.pop(wsr, (None, ()))
+        for key in keys:
+            _discard(self._keys, key, wsr)
+
+    def sockets_for_key(self, key: Hashable) -> frozenset[web.WebSocketResponse]:
+        """The open sockets registered under an extra key."""
+        return frozenset(self._keys.get(key, ()))
+
+    # -- revocation --------------------------------------------------------
+
+    async def revoke(self, session_ws_id: Hashable) -> None:
+        """Refuse sockets presenting `session_ws_id` for `revocation_ttl` seconds."""
+        self.revoked.add(session_ws_id)
+
+    async def is_revoked(self, session_ws_id: Hashable) -> bool:
+        """True if `session_ws_id` was revoked and has not expired."""
+        return session_ws_id in self.revoked
+
+    # -- closing -----------------------------------------------------------
+
+    async def close_all(
+        self, *, code: int = SHUTDOWN_CODE, message: bytes = SHUTDOWN_REASON.encode()
+    ) -> int:
+        """Close every known socket (by default with 1001 GOING_AWAY); return the count."""
+        sockets = [ws for group in self._sessions.values() for ws in group]
+        return await self._close(
+            sockets, code, message, "shutdown" if code == SHUTDOWN_CODE else "all"
+        )
+
+    async def close_all_session(self, session_ws_id: Hashable) -> int:
+        """Revoke `session_ws_id` and close its sockets with the session-ended code.
+
+        Takes an id rather than a request, because by the time it runs the
+        request may already carry a new id. Returns how many sockets it closed.
+        """
+        await self.revoke(session_ws_id)
+        return await self.close_local_session(session_ws_id)
+
+    async def close_all_key(self, key: Hashable) -> int:
+        """Close every socket registered under an extra key, revoking their session ids."""
+        return await self.close_local_key(key)
+
+    async def close_local_session(self, session_ws_id: Hashable) -> int:
+        """Close this process's sockets of one session (no revocation, no broadcast)."""
+        return await self._close(
+            self._sessions.get(session_ws_id, ()),
+            self.close_code,
+            self.close_message,
+            "session_ended",
+        )
+
+    async def close_local_key(self, key: Hashable) -> int:
+        """Close this process's sockets under `key`, revoking their session ids locally."""
+        sockets = list(self._keys.get(key, ()))
+        if not sockets:
+            return 0
+        for ws in sockets:
+            self.revoked.add(self._socket_keys[ws][0])
+        return await self._close(sockets, self.close_code, self.close_message, "session_ended")
+
+    async def _close(
+        self, sockets: Iterable[web.WebSocketResponse], code: int, message: bytes, reason: str
+    ) -> int:
+        count = await close_sockets(
+            list(sockets), code=code, message=message, timeout=self.close_timeout
+        )
+        self._closed[reason] += count
+        return count
+
+    # -- closing after a response --------------------------------------------
+
+    async def schedule_close_all_session(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> None:
+        """Close the request's current session sockets once `response` is delivered.
+
+        The id is captured now, so rotating it afterwards is safe. Keep-alive
+        is ended on `response` so delivery is followed by the close. Returns at
+        once; called from inside a websocket handler, the close starts at once.
+        """
+        session_ws_id = await self.get_id(request)
+        if session_ws_id is None:
+            return
+        await self.revoke(session_ws_id)  # refuse reconnects with this id from now on
+        self.after_response(request, response, lambda: self.close_all_session(session_ws_id))
+
+    def after_response(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        action: Callable[[], Awaitable[object]],
+    ) -> None:
+        """Run `action()` right after `response` has reached the client.
+
+        Within a websocket handler there is no later response to wait for, so
+        the action starts at once. The task is tracked, its errors are logged,
+        and `shutdown` waits for it.
+        """
+        if isinstance(response, web.WebSocketResponse) or _is_upgrade(request):
+            self.spawn(action())
+            return
+        response.force_close()
+        connection_task = request.task
+
+        async def run() -> None:
+            # The connection task ends once the response is written and, with
+            # keep-alive off, the transport is closed.
+            await asyncio.wait([connection_task])
+            await action()
+
+        self.spawn(run())
+
+    def spawn(self, coro: Awaitable[object]) -> asyncio.Task[Any]:
+        """Run `coro` as a tracked background task whose errors are logged."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("scheduled websocket close failed", exc_info=task.exception())
+
+    async def shutdown(self) -> int:
+        """Finish scheduled closes, then close every socket with 1001."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.close_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        return await self.close_all()
+
+    # -- origin and metrics --------------------------------------------------
+
+    def check_origin(self, request: web.Request) -> None:
+        """Raise 403 if the allow-list refuses the request's Origin."""
+        if not self.origins.permits(request):
+            self._refused["origin"] += 1
+            raise web.HTTPForbidden(text="websocket refused: Origin not allowed")
+
+    def count_refused(self, reason: str) -> None:
+        """Count a refused or closed-at-connect socket for `stats()`."""
+        self._refused[reason] += 1
+
+    def stats(self) -> RegistryStats:
+        """Counts for metrics: open sockets, sessions, revoked ids, closes by reason."""
+        return RegistryStats(
+            sockets=sum(len(group) for group in self._sessions.values()),
+            sessions=len(self._sessions),
+            keys=len(self._keys),
+            revoked=len(self.revoked),
+            pending_closes=len(self._tasks),
+            closed=dict(self._closed),
+            refused=dict(self._refused),
+        )
+
+
+def _discard(
+    index: dict[Hashable, set[web.WebSocketResponse]], key: Hashable, wsr: web.WebSocketResponse
+) -> None:
+    group = index.get(key)
+    if group is None:
+        return
+    group.discard(wsr)
+    if not group:
+        del index[key]
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def _get_session(request: web.Request) -> aiohttp_session.Session:
+    if request.get(aiohttp_session.STORAGE_KEY) is None:
+        raise RuntimeError(
+            "aiohttp_session_ws needs aiohttp_session's middleware: call "
+            "aiohttp_session.setup(app, storage) (or add session_middleware(storage)) and "
+            "place session_ws_middleware after it in the middlewares list"
+        )
+    return await aiohttp_session.get_session(request)
