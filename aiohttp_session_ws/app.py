@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import AsyncIterator
 from typing import Final
 
 from aiohttp import web
@@ -15,7 +16,8 @@ REGISTRY_KEY: Final = web.AppKey("aiohttp_session_ws_registry", SessionWSRegistr
 
 
 def setup(app: web.Application, registry: SessionWSRegistry) -> None:
-    """Install `registry` on `app` and close every socket with 1001 on shutdown."""
+    """Install `registry` on `app`, tie its lifetime to the app's, and close
+    every socket with 1001 on shutdown."""
     if not isinstance(registry, SessionWSRegistry):
         raise TypeError(
             f"setup() needs a SessionWSRegistry, got {type(registry).__name__}; "
@@ -26,10 +28,18 @@ def setup(app: web.Application, registry: SessionWSRegistry) -> None:
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         app[LEGACY_REGISTRY_KEY] = registry
     app.on_shutdown.append(_on_shutdown)
+    app.cleanup_ctx.append(_lifetime)
 
 
 async def _on_shutdown(app: web.Application) -> None:
     await app[REGISTRY_KEY].shutdown()
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    registry = app[REGISTRY_KEY]
+    await registry.start()
+    yield
+    await registry.stop()
 
 
 def get_registry(request: web.Request) -> SessionWSRegistry:

@@ -286,6 +286,12 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         if not task.cancelled() and task.exception() is not None:
             logger.error("scheduled websocket close failed", exc_info=task.exception())
 
+    async def start(self) -> None:
+        """Called when the app starts (subclasses start background work here)."""
+
+    async def stop(self) -> None:
+        """Called on app cleanup, after `shutdown` (subclasses stop background work here)."""
+
     async def shutdown(self) -> int:
         """Finish scheduled closes, then close every socket with 1001."""
         if self._tasks:
