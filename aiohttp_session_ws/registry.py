@@ -32,6 +32,19 @@ DEFAULT_SESSION_KEY = "aiohttp_session_ws_id"
 KeyProvider = Callable[[web.Request], Awaitable[Iterable[Hashable]]]
 """Returns extra index keys for a connecting socket (e.g. the user's identity)."""
 
+_global_key_providers: list[KeyProvider] = []
+
+
+def add_global_key_provider(provider: KeyProvider) -> None:
+    """Consult `provider` for the extra keys of sockets in every registry.
+
+    For integrations that cannot reach each registry when it is built (e.g.
+    `aiohttp_session_ws.security`). Adding the same provider twice has no
+    effect. The provider should return no keys for apps it does not apply to.
+    """
+    if provider not in _global_key_providers:
+        _global_key_providers.append(provider)
+
 
 class RegistryStats(TypedDict):
     """Counts for metrics. Never contains ids, identities or cookie values."""
@@ -138,10 +151,10 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self._key_providers.append(provider)
 
     async def keys_for(self, request: web.Request) -> tuple[Hashable, ...]:
-        """The extra index keys for a socket opened by `request`."""
-        keys: list[Hashable] = []
-        for provider in self._key_providers:
-            keys.extend(await provider(request))
+        """The extra index keys for a socket opened by `request` (global providers first)."""
+        keys: dict[Hashable, None] = {}
+        for provider in (*_global_key_providers, *self._key_providers):
+            keys.update(dict.fromkeys(await provider(request)))
         return tuple(keys)
 
     def register(
