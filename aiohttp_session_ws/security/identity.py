@@ -1,0 +1,78 @@
+"""Per-user targeting: sockets are indexed by the authorized user id too."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+
+import aiohttp_security
+from aiohttp import web
+from aiohttp_security.api import IDENTITY_KEY
+
+from ..app import REGISTRY_KEY, get_registry
+from ..ids import fingerprint
+
+logger = logging.getLogger("aiohttp_session_ws.security")
+
+IDENTITY_TAG = "identity"
+
+
+def identity_key(userid: str) -> tuple[str, str]:
+    """The registry key under which a user's sockets are indexed."""
+    if not userid or not isinstance(userid, str):
+        raise ValueError(
+            f"the identity must be a non-empty str (the user id from authorized_userid), "
+            f"got {userid!r}"
+        )
+    return (IDENTITY_TAG, userid)
+
+
+async def identity_keys(request: web.Request) -> tuple[Hashable, ...]:
+    """Key provider: the connecting user's identity key, if aiohttp_security knows one."""
+    if IDENTITY_KEY not in request.config_dict:
+        return ()
+    try:
+        userid = await aiohttp_security.authorized_userid(request)
+    except Exception:  # e.g. an expired JWT: the socket cannot be tied to a user
+        logger.warning(
+            "could not identify a websocket's user; it is not indexed by identity",
+            exc_info=True,
+        )
+        return ()
+    if not userid or not isinstance(userid, str):
+        return ()
+    return (identity_key(userid),)
+
+
+async def schedule_close_all_identity_ws(
+    request: web.Request, response: web.StreamResponse, identity: str | None = None
+) -> str | None:
+    """Close every socket of a user, in every session, right after `response` is delivered.
+
+    `identity` is the user id (as `aiohttp_security.authorized_userid` returns
+    it); None means the current user, looked up now, so call this before
+    `forget`. Returns the targeted user id, or None if the current user is
+    anonymous (nothing is scheduled). Closed sockets' websocket ids are revoked.
+    """
+    if identity is None:
+        identity = await aiohttp_security.authorized_userid(request)
+        if identity is None:
+            return None
+    key = identity_key(identity)
+    registry = get_registry(request)
+    logger.debug("closing the websockets of user %s after the response", fingerprint(identity))
+    registry.after_response(request, response, lambda: registry.close_all_key(key))
+    return identity
+
+
+async def close_all_identity_ws(app: web.Application, identity: str) -> int:
+    """Close every socket of user `identity` now (e.g. from a background job after a
+    password change or a ban); return how many this process closed."""
+    key = identity_key(identity)
+    registry = app.get(REGISTRY_KEY)
+    if registry is None:
+        raise RuntimeError(
+            "aiohttp_session_ws is not set up on this application: pass the app on which "
+            "aiohttp_session_ws.security.setup (or aiohttp_session_ws.setup) was called"
+        )
+    return await registry.close_all_key(key)
