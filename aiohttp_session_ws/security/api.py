@@ -23,29 +23,39 @@ def _unwrapped_policy(request: web.Request) -> AbstractIdentityPolicy | None:
 
 
 async def remember(
-    request: web.Request, response: web.StreamResponse, identity: str, **kwargs: Any
+    request: web.Request,
+    response: web.StreamResponse,
+    identity: str,
+    *,
+    rotate_session: bool = True,
+    **kwargs: Any,
 ) -> None:
     """`aiohttp_security.remember`, also closing the session's websockets after
-    `response` and rotating the session and websocket ids.
+    `response` and rotating the websocket id and (unless `rotate_session` is
+    False) the session. `kwargs` go to the identity policy.
 
-    With a `SessionWSIdentityPolicy` installed the policy does this already, so
-    this only calls `aiohttp_security.remember`.
+    With a `SessionWSIdentityPolicy` installed the policy does this already
+    (with its own `rotate_session`), so this only calls aiohttp_security's.
     """
     policy = _unwrapped_policy(request)
     if policy is None:  # wrapped, or not set up (aiohttp_security says so)
         await aiohttp_security.remember(request, response, identity, **kwargs)
         return
-    await SessionWSIdentityPolicy(policy).remember(request, response, identity, **kwargs)
+    wrapped = SessionWSIdentityPolicy(policy, rotate_session=rotate_session)
+    await wrapped.remember(request, response, identity, **kwargs)
 
 
-async def forget(request: web.Request, response: web.StreamResponse) -> None:
+async def forget(
+    request: web.Request, response: web.StreamResponse, *, rotate_session: bool = True
+) -> None:
     """`aiohttp_security.forget`, also closing the session's websockets after
-    `response` and starting a fresh session with a fresh websocket id."""
+    `response`, rotating the websocket id and (unless `rotate_session` is False)
+    replacing the session with a fresh one."""
     policy = _unwrapped_policy(request)
     if policy is None:
         await aiohttp_security.forget(request, response)
         return
-    await SessionWSIdentityPolicy(policy).forget(request, response)
+    await SessionWSIdentityPolicy(policy, rotate_session=rotate_session).forget(request, response)
 
 
 def setup(

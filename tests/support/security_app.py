@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -88,7 +89,8 @@ def make_app(
     elif style == "dropin":
         aiohttp_security.setup(app, identity_policy, Users())
         aiohttp_session_ws.setup(app, registry)
-        remember, forget = asws_security.remember, asws_security.forget
+        remember = functools.partial(asws_security.remember, rotate_session=rotate_session)
+        forget = functools.partial(asws_security.forget, rotate_session=rotate_session)
     elif style == "setup":
         if not rotate_session:
             identity_policy = SessionWSIdentityPolicy(identity_policy, rotate_session=False)
