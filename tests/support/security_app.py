@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -86,7 +87,9 @@ def make_app(
         wrapped = SessionWSIdentityPolicy(identity_policy, rotate_session=rotate_session)
         aiohttp_security.setup(app, wrapped, Users())
         aiohttp_session_ws.setup(app, registry)
-    elif style == "dropin":
+    elif style in ("dropin", "both"):  # both: a wrapped policy, and the drop-ins too
+        if style == "both":
+            identity_policy = SessionWSIdentityPolicy(identity_policy)
         aiohttp_security.setup(app, identity_policy, Users())
         aiohttp_session_ws.setup(app, registry)
         remember = functools.partial(asws_security.remember, rotate_session=rotate_session)
@@ -120,7 +123,7 @@ def make_app(
         response = web.json_response({"ok": True})
         target = await schedule_close_all_identity_ws(request, response)
         await forget(request, response)
-        response.text = f'{{"user": "{target}"}}'
+        response.text = json.dumps({"user": target})
         return response
 
     async def ws_handler(request: web.Request) -> web.StreamResponse:
