@@ -59,3 +59,24 @@ async def test_login_and_logout_close_only_this_sessions_sockets(
     assert seen is None
     await expect_open(again_ws)
     assert registry.sockets_for_key(identity_key("alice")) == frozenset()
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("policy", ["session-cookie", "session-redis"])
+async def test_remember_and_forget_on_a_raised_redirect(
+    policy: str, style: str, storage: Any, start: Start
+) -> None:
+    browser = await start(make_app(policy, style, storage))
+    alice = await browser()
+    anon_ws, _ = await alice.ws()
+    async with alice.client.post("/login-redirect", data={"user": "alice"}) as resp:
+        assert resp.status == 200 and resp.history[0].status == 302
+        assert (await resp.json())["user"] == "alice"
+    await expect_closed(anon_ws)
+
+    alice_ws, seen = await alice.ws()
+    assert seen == "alice"
+    async with alice.client.post("/logout-redirect") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["user"] is None
+    await expect_closed(alice_ws)
