@@ -42,7 +42,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         registry = self.registry
         registry.check_origin(request)
         ws = web.WebSocketResponse(**self.options)
-        if not ws.can_prepare(request).ok:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            # A bad handshake past this point is refused by ws.prepare() (400).
             registry.count_refused("not_upgrade")
             raise web.HTTPUpgradeRequired(
                 headers={"Upgrade": "websocket", "Connection": "Upgrade"},
