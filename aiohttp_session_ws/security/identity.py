@@ -67,7 +67,11 @@ async def schedule_close_all_identity_ws(
 
 async def close_all_identity_ws(app: web.Application, identity: str) -> int:
     """Close every socket of user `identity` now (e.g. from a background job after a
-    password change or a ban); return how many this process closed."""
+    password change or a ban), revoking their websocket ids.
+
+    Returns the count `registry.close_all_key` reports: the sockets this
+    process closed, for the in-memory registry.
+    """
     key = identity_key(identity)
     registry = app.get(REGISTRY_KEY)
     if registry is None:
