@@ -52,8 +52,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         session_ws_id = await registry.get_id(request)
         if session_ws_id is None:
             session_ws_id = await registry.new_id(request)
-        revoked = await registry.is_revoked(session_ws_id)
-        keys = () if revoked else await registry.keys_for(request)
+        keys = await registry.keys_for(request)
+        revoked = await registry.refuses(session_ws_id, keys)
         if request.get(ID_CHANGED):
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.

@@ -198,6 +198,15 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         """True if `session_ws_id` was revoked and has not expired."""
         return session_ws_id in self.revoked
 
+    async def refuses(self, session_ws_id: Hashable, keys: Iterable[Hashable] = ()) -> bool:
+        """True if a socket of `session_ws_id` carrying `keys` must be closed at once."""
+        if await self.is_revoked(session_ws_id):
+            return True
+        for key in keys:
+            if await self.is_revoked(key_revocation(session_ws_id, key)):
+                return True
+        return False
+
     # -- closing -----------------------------------------------------------
 
     async def close_all(
@@ -232,12 +241,17 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         )
 
     async def close_local_key(self, key: Hashable) -> int:
-        """Close this process's sockets under `key`, revoking their session ids locally."""
+        """Close this process's sockets under `key`, revoking `key` in their sessions locally.
+
+        Only the (session, key) pair is revoked: a session that no longer
+        carries `key` when it reconnects (its user was logged out) may open
+        sockets again, one that still does is closed at once.
+        """
         sockets = list(self._keys.get(key, ()))
         if not sockets:
             return 0
         for ws in sockets:
-            self.revoked.add(self._socket_keys[ws][0])
+            self.revoked.add(key_revocation(self._socket_keys[ws][0], key))
         return await self._close(sockets, self.close_code, self.close_message, "session_ended")
 
     async def _close(
@@ -343,6 +357,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             closed=dict(self._closed),
             refused=dict(self._refused),
         )
+
+
+def key_revocation(session_ws_id: Hashable, key: Hashable) -> tuple[str, Hashable, Hashable]:
+    """The revocation entry for `key` within one session (see `close_local_key`)."""
+    return ("aiohttp_session_ws:key", session_ws_id, key)
 
 
 def _discard(

@@ -399,8 +399,18 @@ async def test_extra_keys_close_across_sessions(aiohttp_client: Any) -> None:
     assert await registry.close_all_key(("user", "alice")) == 2
     await expect_close(l_ws, SESSION_ENDED_CODE)
     await expect_close(p_ws, SESSION_ENDED_CODE)
-    assert await registry.is_revoked(l_id) and await registry.is_revoked(p_id)
     assert await registry.close_all_key(("user", "alice")) == 0  # counts only real closes
+    # Both sessions refuse sockets that still carry the key, and only those.
+    for session_ws_id in (l_id, p_id):
+        assert await registry.refuses(session_ws_id, [("user", "alice")])
+        assert not await registry.refuses(session_ws_id, [("user", "bob")])
+        assert not await registry.refuses(session_ws_id)
+    again = await laptop.ws_connect("/ws")
+    msg = await again.receive(timeout=5)
+    while msg.type is WSMsgType.TEXT:
+        msg = await again.receive(timeout=5)
+    assert msg.type is WSMsgType.CLOSE and msg.data == SESSION_ENDED_CODE
+    assert registry.stats()["refused"]["revoked"] == 1
 
 
 async def _user_key(request: web.Request) -> list[tuple[str, str]]:

@@ -52,7 +52,7 @@ async def schedule_close_all_identity_ws(
     `identity` is the user id (as `aiohttp_security.authorized_userid` returns
     it); None means the current user, looked up now, so call this before
     `forget`. Returns the targeted user id, or None if the current user is
-    anonymous (nothing is scheduled). Closed sockets' websocket ids are revoked.
+    anonymous (nothing is scheduled). The user is revoked within the closed sockets' sessions.
     """
     if identity is None:
         identity = await aiohttp_security.authorized_userid(request)
