@@ -52,10 +52,10 @@ async def test_shutdown_sends_1001_and_is_bounded_with_silent_peers() -> None:
             await asyncio.sleep(0.01)
 
         async def read_close(ws: aiohttp.ClientWebSocketResponse) -> int | None:
-            async for msg in ws:
-                if msg.type is WSMsgType.CLOSE:
-                    break
-            return ws.close_code
+            msg = await ws.receive(timeout=10)
+            while msg.type is not WSMsgType.CLOSE:
+                msg = await ws.receive(timeout=10)
+            return int(msg.data)
 
         readers = [asyncio.ensure_future(read_close(ws)) for ws in listeners]
         started = time.monotonic()
