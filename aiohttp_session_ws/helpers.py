@@ -25,7 +25,7 @@ async def delete_session_ws_id(request: web.Request) -> None:
 
 
 async def ensure_session_ws_id(request: web.Request) -> Hashable:
-    """Return the request's websocket id, creating one if missing or revoked."""
+    """Return the request's websocket id, creating one if missing."""
     return await get_registry(request).ensure_id(request)
 
 

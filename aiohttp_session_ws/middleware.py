@@ -10,7 +10,7 @@ from .app import get_registry
 
 @web.middleware
 async def session_ws_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Ensure the request's session carries a (non-revoked) websocket id.
+    """Ensure the request's session carries a websocket id.
 
     Place it after (inside) `aiohttp_session.session_middleware`, so the id is
     saved with the session on the response. Browsers such as Safari ignore

@@ -125,9 +125,14 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         return session_ws_id
 
     async def ensure_id(self, request: web.Request) -> Hashable:
-        """Return the request's id, making a new one if it has none or a revoked one."""
+        """Return the request's id, making a new one if it has none.
+
+        A revoked id is kept: replacing it here would re-save (and so revive)
+        a pre-logout cookie session. Rotate with `new_id` where the session
+        legitimately changes; the helpers and the security layer do.
+        """
         session_ws_id = await self.get_id(request)
-        if session_ws_id is None or await self.is_revoked(session_ws_id):
+        if session_ws_id is None:
             session_ws_id = await self.new_id(request)
         return session_ws_id
 
