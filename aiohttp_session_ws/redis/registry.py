@@ -10,6 +10,7 @@ from typing import TypeVar, overload
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
@@ -187,7 +188,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         if target is None or not self._health.up:
             return
         with suppress(Exception):  # recorded by _timed; the close will report it
-            await self._timed(self._set_revoked([target]), "revoking an id")
+            await self._timed(lambda: self._set_revoked([target]), "revoking an id")
 
     async def is_revoked(self, session_ws_id: Hashable) -> bool:
         """Check this node's memory, then Redis (skipped while Redis is down)."""
@@ -198,7 +199,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             return False
         try:
             found = await self._timed(
-                self.redis.exists(self._revoked_key(target)), "checking a revocation"
+                lambda: self.redis.exists(self._revoked_key(target)), "checking a revocation"
             )
         except Exception:
             return False
@@ -319,11 +320,11 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         try:
             try:
                 if request is not None:
-                    peers = await self._timed(self._live_nodes(), "counting live nodes")
+                    peers = await self._timed(self._live_nodes, "counting live nodes")
                     peers.discard(self.node_id)
                     acks = self._acks[request] = _Acks(len(peers))
                 await self._timed(
-                    self._publish(scope, target, revoke, request), "publishing a close"
+                    lambda: self._publish(scope, target, revoke, request), "publishing a close"
                 )
             except Exception as exc:
                 error = exc
@@ -405,7 +406,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             revoke = self._revocable_ids_under(message.target)
             if revoke and self._health.up:
                 with suppress(Exception):  # recorded; the local revocation still applies
-                    await self._timed(self._set_revoked(revoke), "revoking ids")
+                    await self._timed(lambda: self._set_revoked(revoke), "revoking ids")
             closed = await self.close_local_key(message.target)
         logger.debug(
             "node %s: closed %d socket(s) for %s %s from node %s",
@@ -419,7 +420,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             ack = wire.encode_ack(message.request, self.node_id, closed)
             with suppress(Exception):
                 await self._timed(
-                    self.redis.publish(self._ack_channel_of(message.origin), ack),
+                    lambda: self.redis.publish(self._ack_channel_of(message.origin), ack),
                     "acknowledging a close",
                 )
 
@@ -459,7 +460,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             acks.done.set()
         if self._health.up:
             with suppress(Exception):
-                await self._timed(self._retire(), "leaving the cluster")
+                await self._timed(self._retire, "leaving the cluster")
         pending = set(self._tasks)
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.close_timeout)
@@ -512,7 +513,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             self._wake.clear()
             if self._subscribed:
                 try:
-                    await self._timed(self._announce(), "sending the heartbeat")
+                    await self._timed(self._announce, "sending the heartbeat")
                 except Exception:
                     pass  # recorded by _timed
                 else:
@@ -544,10 +545,22 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             await self.redis.srem(self._nodes_key, *dead)
         return {m for m, value in zip(members, values, strict=True) if value is not None}
 
-    async def _timed(self, call: Awaitable[T], doing: str) -> T:
-        """Await a Redis call bounded by `redis_timeout`, recording health either way."""
+    async def _timed(self, call: Callable[[], Awaitable[T]], doing: str) -> T:
+        """Run a Redis call bounded by `redis_timeout`, recording health either way.
+
+        A connection error is retried once at once: pooled connections opened
+        before a Redis restart fail on first use (and redis-py does not retry
+        pipelines). Every call here is idempotent, a repeated close included.
+        """
+
+        async def attempt() -> T:
+            try:
+                return await call()
+            except RedisConnectionError:
+                return await call()
+
         try:
-            result = await asyncio.wait_for(call, self.redis_timeout)
+            result = await asyncio.wait_for(attempt(), self.redis_timeout)
         except Exception as exc:
             self._health.failed(exc, doing)
             raise
