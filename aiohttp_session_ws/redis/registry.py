@@ -239,6 +239,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         (after closing the local sockets) if Redis could not be reached, and
         `TypeError` (before doing anything) for an id that is not JSON-encodable.
         """
+        _check_wait(wait)
         target = wire.to_json_target(session_ws_id, "id")
         self.revoked.add(session_ws_id)
         result = await self._broadcast(
@@ -264,6 +265,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         it closes before closing them, so those sessions are refused on any
         node afterwards. Returns and raises as `close_all_session` does.
         """
+        _check_wait(wait)
         target = wire.to_json_target(key, "key")
         revoke = self._revocable_ids_under(key)
         result = await self._broadcast(
@@ -309,8 +311,6 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         revoked everywhere; if Redis is known to be down, the local close goes
         first so it never waits for a timeout.
         """
-        if wait is not None and not wait > 0:
-            raise ValueError("wait must be a positive number of seconds (or None)")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (wait or 0.0)
         local = None if self._health.up else await close_local()
@@ -580,6 +580,11 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             ignored_messages=self._ignored,
             resubscribes=self._resubscribes,
         )
+
+
+def _check_wait(wait: float | None) -> None:
+    if wait is not None and (isinstance(wait, bool) or not wait > 0):
+        raise ValueError(f"wait must be a positive number of seconds or None, got {wait!r}")
 
 
 def _target_or_none(value: Hashable) -> wire.JSONTarget | None:
