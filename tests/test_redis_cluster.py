@@ -171,3 +171,24 @@ async def test_shutdown_stops_the_listener_and_leaves_the_cluster(
     await expect_close(on_b, SESSION_ENDED_CODE)
     cluster.remove(a)
     assert c.registry.stats()["remote_closes"] == 1
+
+
+async def test_clients_that_decode_responses_work_too(redis_url: str) -> None:
+    nodes = await start_cluster(
+        redis_url, f"asws-test-{uuid.uuid4().hex[:8]}", redis_options={"decode_responses": True}
+    )
+    x = Browser()
+    try:
+        a, b, c = nodes
+        await x.get_json(a, "/login?user=carol")
+        xs = [await x.ws(node) for node in nodes]
+        await eventually(lambda: sockets(nodes) == 3, what="3 sockets registered")
+        result = await c.registry.close_all_key(("identity", "carol"), wait=3.0)
+        assert (result.closed, result.nodes_answered, result.nodes_expected) == (3, 3, 3)
+        for ws in xs:
+            await expect_close(ws, SESSION_ENDED_CODE)
+        await expect_close(await x.ws(b), SESSION_ENDED_CODE)  # the session stays revoked
+    finally:
+        await x.close()
+        for node in nodes:
+            await node.stop()

@@ -148,6 +148,8 @@ async def test_bad_options_are_refused() -> None:
         RedisSessionWSRegistry(redis, heartbeat_interval=1, heartbeat_ttl=1)
     with pytest.raises(ValueError, match="reconnect"):
         RedisSessionWSRegistry(redis, reconnect_base=5, reconnect_cap=1)
+    with pytest.raises(ValueError, match="node_id"):
+        RedisSessionWSRegistry(redis, node_id="x" * 129)
     with pytest.raises(ValueError, match="close_code"):  # core options pass through
         RedisSessionWSRegistry(redis, close_code=1000)
     await redis.aclose()

@@ -120,6 +120,13 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         ttl = heartbeat_ttl if heartbeat_ttl is not None else 3 * heartbeat_interval
         if ttl <= heartbeat_interval:
             raise ValueError("heartbeat_ttl must be longer than heartbeat_interval (e.g. 3x)")
+        if node_id is not None and (
+            not isinstance(node_id, str) or not 0 < len(node_id) <= wire.MAX_NAME
+        ):
+            raise ValueError(
+                f"node_id must be a non-empty str of at most {wire.MAX_NAME} characters, "
+                "unique per process (or leave it out for a random one)"
+            )
         Backoff(reconnect_base, reconnect_cap)  # validates the delays
         self.redis = redis
         self.channel = channel

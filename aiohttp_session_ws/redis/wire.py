@@ -18,6 +18,8 @@ KIND: Final = "aiohttp_session_ws"
 VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_DEPTH: Final = 16
+MAX_NAME: Final = 128
+"""Longest node id or request id a message may carry."""
 
 Scope = Literal["session", "key"]
 
@@ -121,7 +123,8 @@ def decode(data: object) -> CloseMessage | AckMessage:
     if not isinstance(body, dict) or body.get("kind") != KIND:
         raise MessageError("foreign message (no kind=aiohttp_session_ws)")
     if body.get("v") != VERSION:
-        raise MessageError(f"unsupported version {body.get('v')!r} (this node speaks {VERSION})")
+        version = repr(body.get("v"))[:20]
+        raise MessageError(f"unsupported version {version} (this node speaks {VERSION})")
     kind = body.get("type")
     if kind == "close":
         scope = body.get("scope")
@@ -143,6 +146,6 @@ def decode(data: object) -> CloseMessage | AckMessage:
 
 def _string(body: dict[str, object], field: str) -> str:
     value = body.get(field)
-    if not isinstance(value, str) or not 0 < len(value) <= 128:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
         raise MessageError(f"field {field!r} is not a short string")
     return value

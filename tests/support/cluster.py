@@ -83,9 +83,16 @@ def make_app(registry: RedisSessionWSRegistry) -> web.Application:
 class Node:
     """One aiohttp server with its own Redis client and registry, on a free port."""
 
-    def __init__(self, name: str, redis_url: str, channel: str, **options: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        redis_url: str,
+        channel: str,
+        redis_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
         self.name = name
-        self.redis = Redis.from_url(redis_url)
+        self.redis = Redis.from_url(redis_url, **(redis_options or {}))
         self.registry = RedisSessionWSRegistry(
             self.redis, channel=channel, node_id=name, **{**FAST, **options}
         )
@@ -105,8 +112,14 @@ class Node:
         await self.redis.aclose()
 
 
-async def start_cluster(redis_url: str, channel: str, n: int = 3, **options: Any) -> list[Node]:
-    nodes = [Node(name, redis_url, channel, **options) for name in "ABCDEFG"[:n]]
+async def start_cluster(
+    redis_url: str,
+    channel: str,
+    n: int = 3,
+    redis_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> list[Node]:
+    nodes = [Node(name, redis_url, channel, redis_options, **options) for name in "ABCDEFG"[:n]]
     await asyncio.gather(*(node.start() for node in nodes))
     return nodes
 
