@@ -1,0 +1,101 @@
+"""Redis health: capped exponential backoff with jitter, and logging an outage once."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger("aiohttp_session_ws.redis")
+
+
+class Backoff:
+    """Delays for reconnect attempts: base * 2**n, capped, with "equal jitter".
+
+    Each delay is drawn uniformly from [d/2, d], so nodes that lost Redis together
+    do not all reconnect in the same instant.
+    """
+
+    def __init__(
+        self,
+        base: float,
+        cap: float,
+        rand: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        if base <= 0 or cap < base:
+            raise ValueError("reconnect delays need 0 < reconnect_base <= reconnect_cap")
+        self.base = base
+        self.cap = cap
+        self.attempts = 0
+        self._rand = rand
+
+    def next(self) -> float:
+        """The delay before the next attempt."""
+        ceiling = min(self.cap, self.base * 2 ** min(self.attempts, 32))
+        self.attempts += 1
+        return self._rand(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class Health:
+    """Whether Redis answered lately; logs each outage once, when it starts and ends."""
+
+    def __init__(self, node: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.node = node
+        self.up = True
+        self.outages = 0
+        self._since = 0.0
+        self._clock = clock
+
+    def failed(self, exc: BaseException, doing: str) -> None:
+        """Record a failed Redis call; the first after a success logs a warning."""
+        if not self.up:
+            logger.debug("node %s: Redis still unreachable (%s)", self.node, doing)
+            return
+        self.up = False
+        self.outages += 1
+        self._since = self._clock()
+        logger.warning(
+            "node %s: Redis unreachable while %s (%s: %s); local closes keep working, "
+            "cluster closes and shared revocations are paused; reconnecting with backoff",
+            self.node,
+            doing,
+            type(exc).__name__,
+            exc,
+        )
+
+    def succeeded(self) -> None:
+        """Record a successful Redis call; the first after an outage logs the recovery."""
+        if self.up:
+            return
+        self.up = True
+        logger.warning(
+            "node %s: Redis reachable again after %.1fs; cluster closes resumed",
+            self.node,
+            self._clock() - self._since,
+        )
+
+
+class RateLimitedLog:
+    """Logs at most one warning per `interval` seconds, counting the ones it held back."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last = -interval
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = self._clock()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            msg += " (%d similar message(s) suppressed)"
+            args = (*args, self._suppressed)
+        self._last = now
+        self._suppressed = 0
+        logger.warning(msg, *args)
