@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
-from ..registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry
+from ..registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry, key_revocation
 from . import wire
 from .health import Backoff, Health, RateLimitedLog, logger
 from .result import ClusterCloseResult, ClusterPublishError
@@ -268,9 +268,10 @@ class RedisSessionWSRegistry(SessionWSRegistry):
     ) -> int | ClusterCloseResult:
         """Close the sockets under an index key (e.g. ``("identity", "alice")``) on every node.
 
-        Each node revokes, in Redis and locally, the session ids of the sockets
-        it closes before closing them, so those sessions are refused on any
-        node afterwards. Returns and raises as `close_all_session` does.
+        Each node revokes, in Redis and locally, the key within the sessions of
+        the sockets it closes before closing them, so those sessions are
+        refused on any node while they still carry the key (see the core's
+        `close_local_key`). Returns and raises as `close_all_session` does.
         """
         _check_wait(wait)
         target = wire.to_json_target(key, "key")
@@ -376,10 +377,13 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             await pipe.execute()
 
     def _revocable_ids_under(self, key: Hashable) -> list[wire.JSONTarget]:
-        ids = {
-            self._socket_keys[ws][0] for ws in self.sockets_for_key(key) if ws in self._socket_keys
+        """The (session, key) revocations a close of `key` makes here (see the core)."""
+        entries = {
+            key_revocation(self._socket_keys[ws][0], key)
+            for ws in self.sockets_for_key(key)
+            if ws in self._socket_keys
         }
-        return [t for t in map(_target_or_none, ids) if t is not None]
+        return [t for t in map(_target_or_none, entries) if t is not None]
 
     # -- the other nodes' closes -----------------------------------------------
 
