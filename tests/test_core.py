@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, TypeAlias
 
 import aiohttp
 import aiohttp_session
@@ -24,7 +24,7 @@ from aiohttp_session_ws import (
 from tests import legacy_example
 from tests.core_app import make_app
 
-Client = TestClient[web.Request, web.Application]
+Client: TypeAlias = "TestClient[web.Request, web.Application]"  # a string: aiohttp < 3.11
 
 
 async def open_ws(client: Client, path: str = "/ws") -> tuple[aiohttp.ClientWebSocketResponse, Any]:
