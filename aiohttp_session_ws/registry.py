@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypedDict
@@ -79,8 +80,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         allowed_origins: Iterable[str] | None = None,
         allow_missing_origin: bool = True,
     ) -> None:
-        if close_timeout <= 0:
-            raise ValueError("close_timeout must be positive (seconds)")
+        if not (math.isfinite(close_timeout) and close_timeout > 0):
+            raise ValueError("close_timeout must be a positive, finite number of seconds")
         self.id_factory = check_id_factory(id_factory)
         self.session_key = session_key
         self.close_code = validate_close_code(close_code)
