@@ -21,7 +21,7 @@ from .codes import (
     encode_reason,
     validate_close_code,
 )
-from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory
+from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
 from .keys import ID_CHANGED
 from .origin import OriginPolicy
 from .revocation import RevokedIds
@@ -116,9 +116,16 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         return await call_id_factory(self.id_factory, request)
 
     async def get_id(self, request: web.Request) -> Hashable | None:
-        """The request's current websocket id, or None."""
+        """The request's current websocket id, or None (also for a value no id can be)."""
         session = await _get_session(request)
-        return session.get(self.session_key)
+        value = session.get(self.session_key)
+        session_ws_id = stored_id(value)
+        if session_ws_id is None and value is not None:
+            self._refused["bad_id"] += 1
+            logger.debug(
+                "ignored an unusable websocket id (a %s) in a session", type(value).__name__
+            )
+        return session_ws_id
 
     async def set_id(self, request: web.Request, session_ws_id: Hashable) -> None:
         """Store `session_ws_id` as the request's websocket id."""
@@ -381,10 +388,23 @@ def _is_upgrade(request: web.Request) -> bool:
 
 
 async def _get_session(request: web.Request) -> aiohttp_session.Session:
+    """The request's session; one whose stored data cannot be read is replaced by a new one.
+
+    aiohttp_session raises (500) on a cookie that decodes to the wrong shape
+    (e.g. SimpleCookieStorage fed garbage); the request is served as a new
+    session instead, which the session middleware saves over the bad cookie.
+    """
     if request.get(aiohttp_session.STORAGE_KEY) is None:
         raise RuntimeError(
             "aiohttp_session_ws needs aiohttp_session's middleware: call "
             "aiohttp_session.setup(app, storage) (or add session_middleware(storage)) and "
             "place session_ws_middleware after it in the middlewares list"
         )
-    return await aiohttp_session.get_session(request)
+    try:
+        return await aiohttp_session.get_session(request)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        logger.warning(
+            "unreadable session data (%s); serving the request as a new session",
+            type(exc).__name__,
+        )
+        return await aiohttp_session.new_session(request)
