@@ -22,7 +22,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     upgrade (426), ensures the session has a websocket id (saving the session
     cookie on the 101 response when that changed it), upgrades, and registers
     the socket. A socket presenting a revoked id is accepted and closed at once
-    with the session-ended code. On exit the socket is unregistered.
+    with the session-ended code (it is registered before the revocation check,
+    so a close racing the check cannot miss it). On exit the socket is unregistered.
 
     `ws_options` go to `web.WebSocketResponse` (e.g. `heartbeat=`, `protocols=`).
     """
@@ -53,7 +54,6 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         if session_ws_id is None:
             session_ws_id = await registry.new_id(request)
         keys = await registry.keys_for(request)
-        revoked = await registry.refuses(session_ws_id, keys)
         if request.get(ID_CHANGED):
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.
@@ -62,7 +62,17 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         await ws.prepare(request)
         self.response = ws
         self.session_ws_id = session_ws_id
-        if revoked:
+        # Register before asking whether the id is revoked: a close that runs
+        # while the answer is in flight (a Redis round trip) then finds the
+        # socket, and one that ran before has revoked the id already.
+        registry.register(session_ws_id, ws, keys=keys)
+        try:
+            refused = await registry.refuses(session_ws_id, keys)
+        except BaseException:
+            registry.unregister(session_ws_id, ws)
+            raise
+        if refused:
+            registry.unregister(session_ws_id, ws)
             registry.count_refused("revoked")
             await close_sockets(
                 [ws],
@@ -70,8 +80,6 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 message=registry.close_message,
                 timeout=registry.close_timeout,
             )
-        else:
-            registry.register(session_ws_id, ws, keys=keys)
         return ws
 
     async def __aexit__(
