@@ -1,0 +1,153 @@
+"""Broker faults under a stream of resets: Redis killed, hung for 5 s, restarted.
+
+Three nodes share one real redis-server. A stream of resets runs throughout;
+each reset is bounded in time (nothing deadlocks), always closes the sockets
+on the node that served it (local closes never stop working), and once the
+listeners have recovered every reset reaches every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from aiohttp_session_ws import SESSION_ENDED_CODE
+from tests.support.cluster import (
+    Browser,
+    Node,
+    eventually,
+    expect_close,
+    expect_open,
+    start_cluster,
+)
+from tests.support.redis_server import RedisServer
+from tests.support.sizes import size
+
+pytestmark = [pytest.mark.redis, pytest.mark.heavy]
+
+AFTER_RECOVERY = size(6, 30)
+"""Resets checked on every node after each recovery."""
+ROUND_BOUND = 10.0
+"""Seconds one reset round (open 3 sockets, reset, see the closes) may take: a hang fails."""
+
+
+@pytest.fixture
+async def cluster(redis_url: str) -> AsyncIterator[list[Node]]:
+    nodes = await start_cluster(redis_url, f"asws-faults-{uuid.uuid4().hex[:8]}")
+    yield nodes
+    for node in nodes:
+        await node.stop()
+
+
+async def reset_round(nodes: list[Node], via: Node, everywhere: bool) -> None:
+    """One browser with a socket on every node resets its session on `via`.
+
+    With `everywhere`, the other nodes close theirs too, and a late reconnect
+    with the pre-reset cookie is refused on another node (the revocation is shared).
+    """
+    browser = Browser()
+    try:
+        await browser.get_json(via, "/id")
+        sockets = {node.name: await browser.ws(node) for node in nodes}
+        for ws in sockets.values():
+            await expect_open(ws)  # echoed: the handler runs, so the socket is registered
+        old_cookie = browser.cookie(via)
+        assert await browser.get(via, "/reset") == "reset"
+        await expect_close(sockets.pop(via.name), SESSION_ENDED_CODE)
+        for ws in sockets.values():
+            if everywhere:
+                await expect_close(ws, SESSION_ENDED_CODE)
+            else:
+                await ws.close()
+        if everywhere:
+            late = Browser(cookie=old_cookie)
+            try:
+                other = nodes[(nodes.index(via) + 1) % len(nodes)]
+                await expect_close(await late.ws(other), SESSION_ENDED_CODE)
+            finally:
+                await late.close()
+    finally:
+        await browser.close()
+
+
+class Stream:
+    """Resets in a loop, round-robin over the nodes, until stopped; counts rounds."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.rounds = 0
+        self._stop = asyncio.Event()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            via = self.nodes[self.rounds % len(self.nodes)]
+            await asyncio.wait_for(reset_round(self.nodes, via, everywhere=False), ROUND_BOUND)
+            self.rounds += 1
+
+    async def progress(self, rounds: int = 2, timeout: float = 30.0) -> None:
+        """Wait until `rounds` more rounds have completed (the stream is not stuck)."""
+        target = self.rounds + rounds
+        await eventually(lambda: self.rounds >= target or self._task.done(), timeout=timeout)
+        if self._task.done():
+            self._task.result()  # raises what stopped it
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(self._task, ROUND_BOUND * 2)
+
+
+async def recovered(nodes: list[Node], timeout: float = 15.0) -> None:
+    """Every node is subscribed again and sees Redis up."""
+    await eventually(
+        lambda: all(
+            n.registry.stats()["subscribed"] and n.registry.stats()["redis_up"] for n in nodes
+        ),
+        timeout=timeout,
+        what="every listener to recover",
+    )
+
+
+async def reaches_every_node(nodes: list[Node]) -> None:
+    for i in range(AFTER_RECOVERY):
+        await asyncio.wait_for(reset_round(nodes, nodes[i % 3], everywhere=True), ROUND_BOUND)
+
+
+async def test_resets_through_kill_pause_and_restart(
+    cluster: list[Node], redis_server: RedisServer
+) -> None:
+    stream = Stream(cluster)
+    try:
+        await stream.progress()
+        await reaches_every_node(cluster)
+
+        redis_server.kill()  # SIGKILL mid-stream
+        await stream.progress(3)
+        redis_server.start()
+        await recovered(cluster)
+        await stream.progress()
+        await reaches_every_node(cluster)
+        assert all(n.registry.stats()["resubscribes"] >= 1 for n in cluster)
+
+        redis_server.pause()  # SIGSTOP: hung, not dead
+        paused = time.monotonic()
+        try:
+            await stream.progress(2, timeout=20)
+            await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - paused)))
+        finally:
+            redis_server.resume()
+        await recovered(cluster)
+        await stream.progress()
+        await reaches_every_node(cluster)
+
+        redis_server.restart()  # a clean restart: the connections all break at once
+        await recovered(cluster)
+        await stream.progress()
+        await reaches_every_node(cluster)
+    finally:
+        await stream.stop()
+    assert sum(n.registry.stats()["sockets"] for n in cluster) == 0
