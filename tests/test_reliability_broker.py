@@ -13,10 +13,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
+from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from tests.support.cluster import (
+    FAST,
     Browser,
     Node,
     eventually,
@@ -25,6 +29,7 @@ from tests.support.cluster import (
     start_cluster,
 )
 from tests.support.redis_server import RedisServer
+from tests.support.security_nodes import Served
 from tests.support.sizes import size
 
 pytestmark = [pytest.mark.redis, pytest.mark.heavy]
@@ -33,6 +38,8 @@ AFTER_RECOVERY = size(6, 30)
 """Resets checked on every node after each recovery."""
 ROUND_BOUND = 10.0
 """Seconds one reset round (open 3 sockets, reset, see the closes) may take: a hang fails."""
+STOP_BOUND = 10.0
+"""Seconds a node's cleanup may take (FAST: redis_timeout 0.5 s, close_timeout 1 s)."""
 
 
 @pytest.fixture
@@ -151,3 +158,28 @@ async def test_resets_through_kill_pause_and_restart(
     finally:
         await stream.stop()
     assert sum(n.registry.stats()["sockets"] for n in cluster) == 0
+
+
+async def test_shutdown_right_after_a_redis_restart_is_bounded(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """redis-py can lose the listener's cancellation while it reconnects; stop() must
+    not wait for it forever (it did: the app's cleanup hung)."""
+    channel = f"asws-stop-{uuid.uuid4().hex[:8]}"
+    clients = [Redis.from_url(redis_url) for _ in range(2)]
+    nodes = [
+        Served(RedisSessionWSRegistry(c, channel=channel, node_id=n, **FAST))
+        for c, n in zip(clients, "AB", strict=True)
+    ]
+    for node in nodes:
+        await node.start()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        ws = await http.ws_connect(nodes[0].url / "ws")
+        await ws.receive(timeout=10)
+        redis_server.kill()
+        redis_server.start()
+    stops = [asyncio.ensure_future(node.runner.cleanup()) for node in nodes]
+    _, hung = await asyncio.wait(stops, timeout=STOP_BOUND)
+    for client in clients:
+        await client.aclose()
+    assert not hung, f"{len(hung)} node(s) did not stop within {STOP_BOUND}s"

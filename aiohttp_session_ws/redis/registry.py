@@ -10,6 +10,7 @@ from typing import TypeVar, overload
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
@@ -142,6 +143,8 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         self._publish_errors = RateLimitedLog()
         self._listener: asyncio.Task[None] | None = None
         self._beat: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
+        self._stopping = False
         self._wake = asyncio.Event()
         self._announced = asyncio.Event()
         self._subscribed = False
@@ -442,6 +445,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         await super().start()
         if self._listener is not None:
             return
+        self._stopping = False
         self._listener = asyncio.create_task(
             self._listen(), name=f"aiohttp_session_ws.redis listener {self.node_id}"
         )
@@ -462,9 +466,8 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         """Stop the subscription and heartbeat, leave the cluster, finish pending work."""
         tasks = [task for task in (self._listener, self._beat) if task is not None]
         self._listener = self._beat = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._stopping = True
+        await self._end(tasks)
         self._subscribed = False
         self._announced.clear()
         for acks in self._acks.values():
@@ -481,11 +484,41 @@ class RedisSessionWSRegistry(SessionWSRegistry):
                 await asyncio.wait(late)
         await super().stop()
 
+    async def _end(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Cancel the background tasks and wait for them, boundedly.
+
+        redis-py can lose a cancellation while its pub/sub connection reconnects
+        (right after a Redis restart it surfaced as an ordinary error, so the
+        listener looped on and `stop`, and with it the app's cleanup, waited
+        forever); the loops therefore also check `_stopping`. A task still
+        running after `redis_timeout` has its connection dropped, which ends its
+        read; one that survives even that is abandoned with a warning.
+        """
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=self.redis_timeout) if tasks else ((), ())
+        if not pending:
+            return
+        pubsub = self._pubsub
+        if pubsub is not None and pubsub.connection is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(pubsub.connection.disconnect(), self.redis_timeout)
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=self.redis_timeout)
+        if pending:
+            logger.warning(
+                "node %s: %d Redis task(s) did not stop within %.1fs; abandoned",
+                self.node_id,
+                len(pending),
+                2 * self.redis_timeout,
+            )
+
     async def _listen(self) -> None:
         """Subscribe, dispatch messages, and re-subscribe with backoff; never raises."""
         backoff = Backoff(self.reconnect_base, self.reconnect_cap)
-        while True:
-            pubsub = self.redis.pubsub()
+        while not self._stopping:
+            pubsub = self._pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel, self.ack_channel)
                 async for message in pubsub.listen():
@@ -500,9 +533,11 @@ class RedisSessionWSRegistry(SessionWSRegistry):
                 self._subscribed = False
                 self._health.failed(exc, "listening on the channel")
             finally:
+                self._pubsub = None
                 with suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(backoff.next())
+            if not self._stopping:
+                await asyncio.sleep(backoff.next())
 
     def _dispatch(self, channel: str, data: object) -> None:
         try:
@@ -520,7 +555,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
 
     async def _heartbeat(self) -> None:
         """Announce this node while it is subscribed, so callers know whom to wait for."""
-        while True:
+        while not self._stopping:
             self._wake.clear()
             if self._subscribed:
                 try:
