@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ConstantBackoff
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
@@ -108,15 +110,22 @@ class Stream:
         await asyncio.wait_for(self._task, ROUND_BOUND * 2)
 
 
-async def recovered(nodes: list[Node], timeout: float = 15.0) -> None:
-    """Every node is subscribed again and sees Redis up."""
-    await eventually(
-        lambda: all(
-            n.registry.stats()["subscribed"] and n.registry.stats()["redis_up"] for n in nodes
-        ),
-        timeout=timeout,
-        what="every listener to recover",
-    )
+def resubscribes(nodes: list[Node]) -> list[int]:
+    return [n.registry.stats()["resubscribes"] for n in nodes]
+
+
+async def recovered(nodes: list[Node], before: list[int] | None = None) -> None:
+    """Every node sees Redis up and is subscribed (again, if `before` is given: each
+    node's re-subscription count must have grown past it)."""
+
+    def ok() -> bool:
+        stats = [n.registry.stats() for n in nodes]
+        again = before is None or all(
+            s["resubscribes"] > b for s, b in zip(stats, before, strict=True)
+        )
+        return again and all(s["subscribed"] and s["redis_up"] for s in stats)
+
+    await eventually(ok, timeout=15, what="every listener to recover")
 
 
 async def reaches_every_node(nodes: list[Node]) -> None:
@@ -132,13 +141,13 @@ async def test_resets_through_kill_pause_and_restart(
         await stream.progress()
         await reaches_every_node(cluster)
 
+        before = resubscribes(cluster)
         redis_server.kill()  # SIGKILL mid-stream
         await stream.progress(3)
         redis_server.start()
-        await recovered(cluster)
+        await recovered(cluster, before)
         await stream.progress()
         await reaches_every_node(cluster)
-        assert all(n.registry.stats()["resubscribes"] >= 1 for n in cluster)
 
         redis_server.pause()  # SIGSTOP: hung, not dead
         paused = time.monotonic()
@@ -151,8 +160,9 @@ async def test_resets_through_kill_pause_and_restart(
         await stream.progress()
         await reaches_every_node(cluster)
 
+        before = resubscribes(cluster)
         redis_server.restart()  # a clean restart: the connections all break at once
-        await recovered(cluster)
+        await recovered(cluster, before)
         await stream.progress()
         await reaches_every_node(cluster)
     finally:
@@ -183,3 +193,37 @@ async def test_shutdown_right_after_a_redis_restart_is_bounded(
     for client in clients:
         await client.aclose()
     assert not hung, f"{len(hung)} node(s) did not stop within {STOP_BOUND}s"
+
+
+async def test_a_session_close_missed_while_unsubscribed_is_applied_on_resubscribe(
+    redis_url: str,
+) -> None:
+    """Pub/sub drops what a node misses while its subscription is down; the revocation
+    written to Redis before the publish does not, and the node reconciles from it."""
+    channel = f"asws-missed-{uuid.uuid4().hex[:8]}"
+    fast = Node("A", redis_url, channel)
+    # B's client reconnects a dropped connection after a fixed 1 s (redis-py's own retry).
+    slow_client = {"client_name": "node-B", "retry": Retry(ConstantBackoff(1.0), 3)}
+    slow = Node("B", redis_url, channel, redis_options=slow_client)
+    nodes = [fast, slow]
+    await asyncio.gather(*(node.start() for node in nodes))
+    admin = Redis.from_url(redis_url, decode_responses=True)
+    browser = Browser()
+    try:
+        session_id = (await browser.get_json(fast, "/id"))["id"]
+        on_fast, on_slow = await browser.ws(fast), await browser.ws(slow)
+        await expect_open(on_fast)
+        await expect_open(on_slow)
+        resubscribed = slow.registry.stats()["resubscribes"]
+        listeners = [c for c in await admin.client_list(_type="pubsub") if c["name"] == "node-B"]
+        assert len(listeners) == 1
+        await admin.client_kill_filter(_id=listeners[0]["id"])  # B's subscription drops
+        assert await fast.registry.close_all_session(session_id) == 1  # B cannot hear it
+        await expect_close(on_fast, SESSION_ENDED_CODE)
+        await eventually(lambda: slow.registry.stats()["resubscribes"] > resubscribed)
+        await expect_close(on_slow, SESSION_ENDED_CODE)
+    finally:
+        await browser.close()
+        await admin.aclose()
+        for node in nodes:
+            await node.stop()

@@ -549,9 +549,50 @@ class RedisSessionWSRegistry(SessionWSRegistry):
     def _on_subscribed(self) -> None:
         if self._announced.is_set() or self._resubscribes or self._health.outages:
             self._resubscribes += 1
+            self.spawn(self._reconcile())
         self._subscribed = True
         self._health.succeeded()
         self._wake.set()  # announce ourselves at once
+
+    async def _reconcile(self) -> None:
+        """After a re-subscription, close the local sessions revoked in Redis meanwhile.
+
+        Pub/sub keeps nothing for a node whose subscription was down, but every
+        session close writes its revocation to Redis before publishing, so the
+        closes this node missed can be found there. (A per-key close is only
+        recovered for sessions whose (session, key) pair some node revoked.)
+        """
+        entries = [
+            (session_ws_id, target)
+            for session_ws_id in list(self._sessions)
+            if (target := _target_or_none(session_ws_id)) is not None
+        ]
+        if not entries:
+            return
+
+        async def revoked() -> list[object]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _, target in entries:
+                    pipe.exists(self._revoked_key(target))
+                result: list[object] = await pipe.execute()
+                return result
+
+        try:
+            found = await self._timed(revoked, "reconciling revocations")
+        except Exception:
+            return  # recorded by _timed; the next re-subscription tries again
+        missed = [sid for (sid, _), hit in zip(entries, found, strict=True) if hit]
+        closed = 0
+        for session_ws_id in missed:
+            self.revoked.add(session_ws_id)
+            closed += await self.close_local_session(session_ws_id)
+        if missed:
+            logger.info(
+                "node %s: closed %d socket(s) of %d session(s) revoked while unsubscribed",
+                self.node_id,
+                closed,
+                len(missed),
+            )
 
     async def _heartbeat(self) -> None:
         """Announce this node while it is subscribed, so callers know whom to wait for."""
