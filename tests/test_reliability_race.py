@@ -56,10 +56,14 @@ async def three_nodes(redis_url: str) -> AsyncIterator[list[Served]]:
 
 
 async def reconnecting(
-    http: aiohttp.ClientSession, url: URL, first: asyncio.Event, stop: asyncio.Event, hold: float
+    http: aiohttp.ClientSession,
+    url: URL,
+    first: asyncio.Event,
+    stop: asyncio.Event,
+    hold: float | None,
 ) -> tuple[aiohttp.ClientWebSocketResponse, str | None]:
     """Connect, read the greeting, hold the socket `hold` seconds, drop, reconnect ...
-    until `stop`; keep the last socket.
+    until `stop`; keep the last socket. With `hold=None` keep the first socket until `stop`.
 
     Returns that socket and the user the server greeted it as (None if the server
     closed it before greeting: a refused, revoked id).
@@ -69,6 +73,8 @@ async def reconnecting(
         msg = await ws.receive(timeout=10)
         user = msg.json()["user"] if msg.type is WSMsgType.TEXT else None
         first.set()
+        if hold is None:  # a holder: keeps its first socket through the logout
+            await stop.wait()
         if stop.is_set():
             return ws, user
         if hold and not ws.closed:
@@ -94,7 +100,13 @@ async def logout_race(nodes: Sequence[Served], round_: int) -> None:
         firsts = [asyncio.Event() for _ in range(SOCKETS)]
         workers = [
             asyncio.ensure_future(
-                reconnecting(http, nodes[i % len(nodes)].url, firsts[i], stop, 0.004 * (i % 5))
+                reconnecting(
+                    http,
+                    nodes[i % len(nodes)].url,
+                    firsts[i],
+                    stop,
+                    None if i % 10 == 0 else 0.004 * (i % 5),
+                )
             )
             for i in range(SOCKETS)
         ]
