@@ -20,9 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
-from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from tests.support.cluster import (
-    FAST,
     Browser,
     Node,
     eventually,
@@ -31,7 +29,7 @@ from tests.support.cluster import (
     start_cluster,
 )
 from tests.support.redis_server import RedisServer
-from tests.support.security_nodes import Served
+from tests.support.security_nodes import redis_nodes
 from tests.support.sizes import size
 
 pytestmark = [pytest.mark.redis, pytest.mark.heavy]
@@ -175,12 +173,7 @@ async def test_shutdown_right_after_a_redis_restart_is_bounded(
 ) -> None:
     """redis-py can lose the listener's cancellation while it reconnects; stop() must
     not wait for it forever (it did: the app's cleanup hung)."""
-    channel = f"asws-stop-{uuid.uuid4().hex[:8]}"
-    clients = [Redis.from_url(redis_url) for _ in range(2)]
-    nodes = [
-        Served(RedisSessionWSRegistry(c, channel=channel, node_id=n, **FAST))
-        for c, n in zip(clients, "AB", strict=True)
-    ]
+    nodes = redis_nodes(redis_url, "AB")
     for node in nodes:
         await node.start()
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
@@ -188,10 +181,8 @@ async def test_shutdown_right_after_a_redis_restart_is_bounded(
         await ws.receive(timeout=10)
         redis_server.kill()
         redis_server.start()
-    stops = [asyncio.ensure_future(node.runner.cleanup()) for node in nodes]
+    stops = [asyncio.ensure_future(node.stop()) for node in nodes]
     _, hung = await asyncio.wait(stops, timeout=STOP_BOUND)
-    for client in clients:
-        await client.aclose()
     assert not hung, f"{len(hung)} node(s) did not stop within {STOP_BOUND}s"
 
 

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from aiohttp_session_ws import (
 )
 from tests.core_app import make_app
 from tests.support.cluster import eventually
+from tests.support.load_client import bounded
 from tests.support.sizes import raise_fd_limit, size
 from tests.test_core_shutdown import silent_client, start
 
@@ -43,17 +44,6 @@ HEARTBEAT = 1.0
 DEAD_PEER_BOUND = 2 * HEARTBEAT + 2.0
 """Seconds until a vanished peer is unregistered: aiohttp pings after `heartbeat` of
 silence and gives up `heartbeat / 2` later; the rest is slack for a loaded machine."""
-
-
-async def bounded(calls: list[Callable[[], Awaitable[T]]], limit: int = 200) -> list[T]:
-    """Run `calls` concurrently, at most `limit` at a time."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(call: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await call()
-
-    return await asyncio.gather(*(one(call) for call in calls))
 
 
 @pytest.fixture

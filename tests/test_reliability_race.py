@@ -20,7 +20,7 @@ from yarl import URL
 from aiohttp_session_ws import SessionWSRegistry
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from tests.support.cluster import FAST, eventually
-from tests.support.security_nodes import Served
+from tests.support.security_nodes import Served, redis_nodes, running
 from tests.support.sizes import size
 
 pytestmark = pytest.mark.heavy
@@ -33,26 +33,14 @@ MAX_RECONNECTS = 400
 
 @pytest.fixture
 async def one_node() -> AsyncIterator[list[Served]]:
-    node = Served(SessionWSRegistry())
-    await node.start()
-    yield [node]
-    await node.runner.cleanup()
+    async with running([Served(SessionWSRegistry())]) as nodes:
+        yield nodes
 
 
 @pytest.fixture
 async def three_nodes(redis_url: str) -> AsyncIterator[list[Served]]:
-    channel = f"asws-race-{uuid.uuid4().hex[:8]}"
-    clients = [Redis.from_url(redis_url) for _ in range(3)]
-    nodes = [
-        Served(RedisSessionWSRegistry(client, channel=channel, node_id=name, **FAST))
-        for client, name in zip(clients, "ABC", strict=True)
-    ]
-    await asyncio.gather(*(node.start() for node in nodes))
-    yield nodes
-    for node in nodes:
-        await node.runner.cleanup()
-    for client in clients:
-        await client.aclose()
+    async with running(redis_nodes(redis_url, "ABC")) as nodes:
+        yield nodes
 
 
 async def reconnecting(

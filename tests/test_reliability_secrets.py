@@ -4,19 +4,16 @@ carry session ids, identities or cookie values."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
-from redis.asyncio import Redis
 
-from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from aiohttp_session_ws.security import close_all_identity_ws, identity_key
-from tests.support.cluster import FAST, eventually
+from tests.support.cluster import eventually
 from tests.support.redis_server import RedisServer
-from tests.support.security_nodes import Served
+from tests.support.security_nodes import Served, redis_nodes, running
 
 pytestmark = pytest.mark.redis
 
@@ -25,19 +22,8 @@ USER = "alice"
 
 @pytest.fixture
 async def two_nodes(redis_url: str) -> AsyncIterator[list[Served]]:
-    channel = f"asws-secrets-{uuid.uuid4().hex[:8]}"
-    clients = [Redis.from_url(redis_url) for _ in range(2)]
-    nodes = [
-        Served(RedisSessionWSRegistry(c, channel=channel, node_id=n, **FAST))
-        for c, n in zip(clients, "AB", strict=True)
-    ]
-    for node in nodes:
-        await node.start()
-    yield nodes
-    for node in nodes:
-        await node.runner.cleanup()
-    for client in clients:
-        await client.aclose()
+    async with running(redis_nodes(redis_url, "AB")) as nodes:
+        yield nodes
 
 
 class Seen:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from redis.asyncio import Redis
 from yarl import URL
 
 from aiohttp_session_ws import SessionWSRegistry
+from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from aiohttp_session_ws.security import identity_key
+from tests.support.cluster import FAST, serve
 from tests.support.security_app import COOKIE_KEY, make_app
 
 
@@ -25,11 +29,13 @@ class Served:
         self.url = URL()
 
     async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        self.url = URL.build(scheme="http", host=host, port=port)
+        self.url = await serve(self.runner)
+
+    async def stop(self) -> None:
+        """Clean the app up, then close the Redis client of a Redis registry."""
+        await self.runner.cleanup()
+        if isinstance(self.registry, RedisSessionWSRegistry):
+            await self.registry.redis.aclose()
 
     def open_sockets(self, session_ids: set[Any], user: str) -> list[web.WebSocketResponse]:
         """Server-side sockets still open under one of `session_ids` or with `user`."""
@@ -38,3 +44,15 @@ class Served:
         for session_id in session_ids & set(registry):
             found |= registry[session_id]
         return [ws for ws in found if not ws.closed]
+
+
+def redis_nodes(redis_url: str, names: str) -> list[Served]:
+    """Unstarted nodes named `names` ("ABC"), each with its own client and a Redis
+    registry (fast test settings) on one fresh channel."""
+    channel = f"asws-{uuid.uuid4().hex[:8]}"
+    return [
+        Served(
+            RedisSessionWSRegistry(Redis.from_url(redis_url), channel=channel, node_id=name, **FAST)
+        )
+        for name in names
+    ]
