@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -56,3 +58,15 @@ def redis_nodes(redis_url: str, names: str) -> list[Served]:
         )
         for name in names
     ]
+
+
+@asynccontextmanager
+async def running(nodes: list[Served]) -> AsyncIterator[list[Served]]:
+    """Start `nodes` one by one; stop them all on exit."""
+    try:
+        for node in nodes:
+            await node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.stop()
