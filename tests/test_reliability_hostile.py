@@ -249,3 +249,18 @@ async def test_id_factory_raising_fails_the_request_and_registers_nothing(
     assert (await ws.receive_json(timeout=5))["id"] == "a-good-id"
     assert list(app[REGISTRY_KEY]) == ["a-good-id"]
     await ws.close()
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["heartbeat_interval", "redis_timeout", "start_timeout", "reconnect_base", "reconnect_cap"],
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0])
+def test_unusable_redis_timings_fail_at_construction(option: str, value: float) -> None:
+    from redis.asyncio import Redis
+
+    from aiohttp_session_ws.redis import RedisSessionWSRegistry
+
+    client = Redis()  # never connected: construction must not touch the network
+    with pytest.raises(ValueError, match="reconnect" if "reconnect" in option else option):
+        RedisSessionWSRegistry(client, **{option: value})

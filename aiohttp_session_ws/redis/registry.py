@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from contextlib import suppress
@@ -116,8 +117,8 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             ("redis_timeout", redis_timeout),
             ("start_timeout", start_timeout),
         ):
-            if value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive, finite number of seconds")
         ttl = heartbeat_ttl if heartbeat_ttl is not None else 3 * heartbeat_interval
         if ttl <= heartbeat_interval:
             raise ValueError("heartbeat_ttl must be longer than heartbeat_interval (e.g. 3x)")
