@@ -20,6 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
+from aiohttp_session_ws.redis import registry as redis_registry
 from tests.support.cluster import (
     Browser,
     Node,
@@ -187,10 +188,12 @@ async def test_shutdown_right_after_a_redis_restart_is_bounded(
 
 
 async def test_a_session_close_missed_while_unsubscribed_is_applied_on_resubscribe(
-    redis_url: str,
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pub/sub drops what a node misses while its subscription is down; the revocation
-    written to Redis before the publish does not, and the node reconciles from it."""
+    written to Redis before the publish does not, and the node reconciles from it
+    (in batches: one id per round trip here), closing only the revoked session."""
+    monkeypatch.setattr(redis_registry, "RECONCILE_BATCH", 1)
     channel = f"asws-missed-{uuid.uuid4().hex[:8]}"
     fast = Node("A", redis_url, channel)
     # B's client reconnects a dropped connection after a fixed 1 s (redis-py's own retry).
@@ -199,8 +202,11 @@ async def test_a_session_close_missed_while_unsubscribed_is_applied_on_resubscri
     nodes = [fast, slow]
     await asyncio.gather(*(node.start() for node in nodes))
     admin = Redis.from_url(redis_url, decode_responses=True)
-    browser = Browser()
+    browser, bystander = Browser(), Browser()
     try:
+        await bystander.get_json(slow, "/id")
+        untouched = await bystander.ws(slow)
+        await expect_open(untouched)
         session_id = (await browser.get_json(fast, "/id"))["id"]
         on_fast, on_slow = await browser.ws(fast), await browser.ws(slow)
         await expect_open(on_fast)
@@ -213,8 +219,10 @@ async def test_a_session_close_missed_while_unsubscribed_is_applied_on_resubscri
         await expect_close(on_fast, SESSION_ENDED_CODE)
         await eventually(lambda: slow.registry.stats()["resubscribes"] > resubscribed)
         await expect_close(on_slow, SESSION_ENDED_CODE)
+        await expect_open(untouched)
     finally:
         await browser.close()
+        await bystander.close()
         await admin.aclose()
         for node in nodes:
             await node.stop()

@@ -24,6 +24,8 @@ from .result import ClusterCloseResult, ClusterPublishError
 T = TypeVar("T")
 
 DEFAULT_CHANNEL = "aiohttp_session_ws"
+RECONCILE_BATCH = 500
+"""Session ids checked per Redis round trip when reconciling after a re-subscription."""
 
 
 class RedisRegistryStats(RegistryStats):
@@ -560,33 +562,36 @@ class RedisSessionWSRegistry(SessionWSRegistry):
 
         Pub/sub keeps nothing for a node whose subscription was down, but every
         session close writes its revocation to Redis before publishing, so the
-        closes this node missed can be found there. (A per-key close is only
-        recovered for sessions whose (session, key) pair some node revoked.)
+        closes this node missed can be found there. Per-key closes are not
+        recovered this way (their revocations are written per node).
         """
         entries = [
             (session_ws_id, target)
             for session_ws_id in list(self._sessions)
             if (target := _target_or_none(session_ws_id)) is not None
         ]
-        if not entries:
-            return
+        found: list[object] = []
+        for start in range(0, len(entries), RECONCILE_BATCH):
+            batch = entries[start : start + RECONCILE_BATCH]
 
-        async def revoked() -> list[object]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for _, target in entries:
-                    pipe.exists(self._revoked_key(target))
-                result: list[object] = await pipe.execute()
-                return result
+            async def revoked(
+                batch: list[tuple[Hashable, wire.JSONTarget]] = batch,
+            ) -> list[object]:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for _, target in batch:
+                        pipe.exists(self._revoked_key(target))
+                    result: list[object] = await pipe.execute()
+                    return result
 
-        try:
-            found = await self._timed(revoked, "reconciling revocations")
-        except Exception:
-            return  # recorded by _timed; the next re-subscription tries again
+            try:
+                found += await self._timed(revoked, "reconciling revocations")
+            except Exception:
+                return  # recorded by _timed; the next re-subscription tries again
         missed = [sid for (sid, _), hit in zip(entries, found, strict=True) if hit]
-        closed = 0
         for session_ws_id in missed:
             self.revoked.add(session_ws_id)
-            closed += await self.close_local_session(session_ws_id)
+        sockets = [ws for sid in missed for ws in self._sessions.get(sid, ())]
+        closed = await self._close(sockets, self.close_code, self.close_message, "session_ended")
         if missed:
             logger.info(
                 "node %s: closed %d socket(s) of %d session(s) revoked while unsubscribed",
