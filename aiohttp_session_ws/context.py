@@ -10,7 +10,7 @@ import aiohttp_session
 from aiohttp import web
 
 from .app import get_registry
-from .closing import close_sockets
+from .closing import close_sockets, track_transport
 from .keys import ID_CHANGED
 from .registry import SessionWSRegistry
 
@@ -60,6 +60,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             session = await aiohttp_session.get_session(request)
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
         await ws.prepare(request)
+        track_transport(ws, request.transport)
         self.response = ws
         self.session_ws_id = session_ws_id
         # Register before asking whether the id is revoked: a close that runs

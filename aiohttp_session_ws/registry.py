@@ -220,11 +220,17 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
     async def close_all(
         self, *, code: int = SHUTDOWN_CODE, message: bytes = SHUTDOWN_REASON.encode()
     ) -> int:
-        """Close every known socket (by default with 1001 GOING_AWAY); return the count."""
+        """Close every known socket (by default with 1001 GOING_AWAY); return the count.
+
+        Connections of sockets already closed but still registered (their handler
+        is stuck, e.g. writing to a peer that stopped reading) are dropped too.
+        """
         sockets = [ws for group in self._sessions.values() for ws in group]
-        return await self._close(
-            sockets, code, message, "shutdown" if code == SHUTDOWN_CODE else "all"
+        count = await close_sockets(
+            sockets, code=code, message=message, timeout=self.close_timeout, drop_closed=True
         )
+        self._closed["shutdown" if code == SHUTDOWN_CODE else "all"] += count
+        return count
 
     async def close_all_session(self, session_ws_id: Hashable) -> int:
         """Revoke `session_ws_id` and close its sockets with the session-ended code.

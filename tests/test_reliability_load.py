@@ -7,6 +7,7 @@ Sizes: 5,000 sockets over 500 sessions and a 2,000-socket shutdown at CI size;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -186,3 +187,43 @@ async def test_shutdown_with_thousands_of_sockets_a_quarter_never_reading(
         await ws.close()
     for _, writer in silent:
         writer.close()
+
+
+def flooding_app(heartbeat: float | None = None) -> web.Application:
+    """/flood sends 64 KiB messages for as long as the socket is open."""
+    app = make_app(SessionWSRegistry(close_timeout=1.0))
+
+    async def flood(request: web.Request) -> web.WebSocketResponse:
+        async with session_ws(request, heartbeat=heartbeat) as ws:
+            with contextlib.suppress(ConnectionError):
+                while not ws.closed:
+                    await ws.send_bytes(b"x" * 65536)
+        return ws
+
+    app.router.add_get("/flood", flood)
+    return app
+
+
+@pytest.mark.parametrize("heartbeat", [None, HEARTBEAT])
+async def test_shutdown_is_bounded_with_handlers_stuck_writing_to_peers_that_never_read(
+    heartbeat: float | None,
+) -> None:
+    """A handler blocked in send (the peer's receive window is full) can outlive its
+    socket: once aiohttp's heartbeat gives up it marks the socket closed and closes the
+    transport gracefully, which waits for a flush that never comes."""
+    app = flooding_app(heartbeat)
+    registry = app[REGISTRY_KEY]
+    runner, url = await start(app)
+    port = int(url.rsplit(":", 1)[1])
+    silent = [await silent_client(port, "/flood") for _ in range(20)]
+    await eventually(lambda: registry.stats()["sockets"] == 20, what="20 flooded sockets")
+    await asyncio.sleep(0.5 + 2 * (heartbeat or 0))  # buffers fill; heartbeats give up
+    started = time.monotonic()
+    cleanup = asyncio.ensure_future(runner.cleanup())
+    done, _ = await asyncio.wait([cleanup], timeout=SHUTDOWN_BOUND)
+    took = time.monotonic() - started
+    for _, writer in silent:
+        writer.close()
+    assert done, f"shutdown still running after {SHUTDOWN_BOUND}s"
+    assert took < SHUTDOWN_BOUND
+    assert registry.stats()["sockets"] == 0
