@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
@@ -10,7 +12,7 @@ import aiohttp_session
 from aiohttp import web
 
 from .app import get_registry
-from .closing import close_sockets, track_transport
+from .closing import close_sockets, drop_transport, track_transport
 from .keys import ID_CHANGED
 from .registry import SessionWSRegistry
 
@@ -26,6 +28,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     so a close racing the check cannot miss it). On exit the socket is unregistered.
 
     `ws_options` go to `web.WebSocketResponse` (e.g. `heartbeat=`, `protocols=`).
+    With `heartbeat=`, a handler left blocked in a send after its peer vanished
+    has its connection dropped, so the socket is unregistered anyway.
     """
 
     def __init__(self, request: web.Request, **ws_options: Any) -> None:
@@ -33,6 +37,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         self.options = ws_options
         self.response: web.WebSocketResponse | None = None
         self.session_ws_id: Hashable | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def registry(self) -> SessionWSRegistry:
@@ -61,6 +66,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
         await ws.prepare(request)
         track_transport(ws, request.transport)
+        heartbeat = self.options.get("heartbeat")
+        if heartbeat:
+            self._watchdog = asyncio.ensure_future(_watch(ws, float(heartbeat)))
         self.response = ws
         self.session_ws_id = session_ws_id
         # Register before asking whether the id is revoked: a close that runs
@@ -89,5 +97,25 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         if self.response is not None:
             self.registry.unregister(self.session_ws_id, self.response)
+
+
+async def _watch(ws: web.WebSocketResponse, heartbeat: float) -> None:
+    """Drop the connection of a socket closed under a handler that does not return.
+
+    When aiohttp's heartbeat gives up on a peer it marks the socket closed and
+    closes the transport gracefully, which waits for unsent data to flush; a
+    handler blocked in `send_*` to a peer that stopped reading would then never
+    return (nor unregister). Half a heartbeat after the socket closed, a handler
+    still running has its connection aborted, which ends the blocked send.
+    """
+    # aiohttp offers no event for "closed"; a poll at half the heartbeat is cheap.
+    while not ws.closed:  # noqa: ASYNC110
+        await asyncio.sleep(heartbeat / 2)
+    await asyncio.sleep(heartbeat / 2)
+    drop_transport(ws)

@@ -227,3 +227,23 @@ async def test_shutdown_is_bounded_with_handlers_stuck_writing_to_peers_that_nev
     assert done, f"shutdown still running after {SHUTDOWN_BOUND}s"
     assert took < SHUTDOWN_BOUND
     assert registry.stats()["sockets"] == 0
+
+
+async def test_vanished_peers_of_handlers_stuck_writing_are_unregistered_too() -> None:
+    """The heartbeat gives up on the peer, but the handler stays blocked in send:
+    session_ws drops the connection so the handler returns and the socket goes."""
+    app = flooding_app(HEARTBEAT)
+    registry = app[REGISTRY_KEY]
+    runner, url = await start(app)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        silent = [await silent_client(port, "/flood") for _ in range(10)]
+        await eventually(lambda: registry.stats()["sockets"] == 10, what="10 flooded sockets")
+        took = await eventually(
+            lambda: registry.stats()["sockets"] == 0, timeout=DEAD_PEER_BOUND, what="unregistered"
+        )
+        assert took <= DEAD_PEER_BOUND
+        for _, writer in silent:
+            writer.close()
+    finally:
+        await runner.cleanup()
