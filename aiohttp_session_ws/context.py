@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
@@ -99,8 +98,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     ) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+            # asyncio.wait: the watchdog's cancellation is not raised here, ours would be.
+            await asyncio.wait([self._watchdog])
         if self.response is not None:
             self.registry.unregister(self.session_ws_id, self.response)
 
