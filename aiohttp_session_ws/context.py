@@ -76,8 +76,10 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         registry.register(session_ws_id, ws, keys=keys)
         try:
             refused = await registry.refuses(session_ws_id, keys)
-        except BaseException:
+        except BaseException:  # __aexit__ will not run: undo what __aenter__ did
             registry.unregister(session_ws_id, ws)
+            if self._watchdog is not None:
+                self._watchdog.cancel()
             raise
         if refused:
             registry.unregister(session_ws_id, ws)
