@@ -30,7 +30,12 @@ def validate_close_code(code: int) -> int:
 def encode_reason(reason: str | bytes) -> bytes:
     """Encode a close reason as UTF-8, refusing what a close frame cannot carry."""
     if isinstance(reason, str):
-        data = reason.encode("utf-8")
+        try:
+            data = reason.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates, e.g. from os.fsdecode
+            raise ValueError(
+                "close_message must be encodable as UTF-8 (it holds a lone surrogate)"
+            ) from None
     elif isinstance(reason, bytes):
         try:
             reason.decode("utf-8")

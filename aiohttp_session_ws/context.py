@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
@@ -10,7 +11,7 @@ import aiohttp_session
 from aiohttp import web
 
 from .app import get_registry
-from .closing import close_sockets
+from .closing import close_sockets, drop_transport, track_transport
 from .keys import ID_CHANGED
 from .registry import SessionWSRegistry
 
@@ -22,9 +23,12 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     upgrade (426), ensures the session has a websocket id (saving the session
     cookie on the 101 response when that changed it), upgrades, and registers
     the socket. A socket presenting a revoked id is accepted and closed at once
-    with the session-ended code. On exit the socket is unregistered.
+    with the session-ended code (it is registered before the revocation check,
+    so a close racing the check cannot miss it). On exit the socket is unregistered.
 
     `ws_options` go to `web.WebSocketResponse` (e.g. `heartbeat=`, `protocols=`).
+    With `heartbeat=`, a handler left blocked in a send after its peer vanished
+    has its connection dropped, so the socket is unregistered anyway.
     """
 
     def __init__(self, request: web.Request, **ws_options: Any) -> None:
@@ -32,6 +36,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         self.options = ws_options
         self.response: web.WebSocketResponse | None = None
         self.session_ws_id: Hashable | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def registry(self) -> SessionWSRegistry:
@@ -53,16 +58,31 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         if session_ws_id is None:
             session_ws_id = await registry.new_id(request)
         keys = await registry.keys_for(request)
-        revoked = await registry.refuses(session_ws_id, keys)
         if request.get(ID_CHANGED):
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.
             session = await aiohttp_session.get_session(request)
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
         await ws.prepare(request)
+        track_transport(ws, request.transport)
+        heartbeat = self.options.get("heartbeat")
+        if heartbeat:
+            self._watchdog = asyncio.ensure_future(_watch(ws, float(heartbeat)))
         self.response = ws
         self.session_ws_id = session_ws_id
-        if revoked:
+        # Register before asking whether the id is revoked: a close that runs
+        # while the answer is in flight (a Redis round trip) then finds the
+        # socket, and one that ran before has revoked the id already.
+        registry.register(session_ws_id, ws, keys=keys)
+        try:
+            refused = await registry.refuses(session_ws_id, keys)
+        except BaseException:  # __aexit__ will not run: undo what __aenter__ did
+            registry.unregister(session_ws_id, ws)
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            raise
+        if refused:
+            registry.unregister(session_ws_id, ws)
             registry.count_refused("revoked")
             await close_sockets(
                 [ws],
@@ -70,8 +90,6 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 message=registry.close_message,
                 timeout=registry.close_timeout,
             )
-        else:
-            registry.register(session_ws_id, ws, keys=keys)
         return ws
 
     async def __aexit__(
@@ -80,5 +98,25 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            # asyncio.wait: the watchdog's cancellation is not raised here, ours would be.
+            await asyncio.wait([self._watchdog])
         if self.response is not None:
             self.registry.unregister(self.session_ws_id, self.response)
+
+
+async def _watch(ws: web.WebSocketResponse, heartbeat: float) -> None:
+    """Drop the connection of a socket closed under a handler that does not return.
+
+    When aiohttp's heartbeat gives up on a peer it marks the socket closed and
+    closes the transport gracefully, which waits for unsent data to flush; a
+    handler blocked in `send_*` to a peer that stopped reading would then never
+    return (nor unregister). Half a heartbeat after the socket closed, a handler
+    still running has its connection aborted, which ends the blocked send.
+    """
+    # aiohttp offers no event for "closed"; a poll at half the heartbeat is cheap.
+    while not ws.closed:  # noqa: ASYNC110
+        await asyncio.sleep(heartbeat / 2)
+    await asyncio.sleep(heartbeat / 2)
+    drop_transport(ws)

@@ -47,6 +47,31 @@ async def call_id_factory(id_factory: IdFactory, request: web.Request) -> Hashab
     return result
 
 
+MAX_ID_DEPTH = 16
+
+
+def stored_id(value: object, _depth: int = 0) -> Hashable | None:
+    """The websocket id read back from a session, or None if it cannot be one.
+
+    JSON storages return a tuple id as a list, so lists become tuples again.
+    Anything a client could have planted that no id can be (a dict, a bool, a
+    float such as NaN, an empty string, a structure nested too deep) is None,
+    so the request gets a fresh id instead of being indexed under garbage.
+    """
+    if isinstance(value, list | tuple):
+        if _depth >= MAX_ID_DEPTH:
+            return None
+        items = [stored_id(item, _depth + 1) for item in value]
+        return None if any(item is None for item in items) else tuple(items)
+    if value is None or value == "" or isinstance(value, bool | float | dict | set):
+        return None
+    try:
+        hash(value)
+    except TypeError:
+        return None
+    return value
+
+
 def fingerprint(value: object) -> str:
     """A short, non-reversible tag for logs: ids and identities never appear in full."""
     return hashlib.sha256(repr(value).encode()).hexdigest()[:8]

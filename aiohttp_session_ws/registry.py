@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypedDict
@@ -20,7 +21,7 @@ from .codes import (
     encode_reason,
     validate_close_code,
 )
-from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory
+from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
 from .keys import ID_CHANGED
 from .origin import OriginPolicy
 from .revocation import RevokedIds
@@ -79,8 +80,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         allowed_origins: Iterable[str] | None = None,
         allow_missing_origin: bool = True,
     ) -> None:
-        if close_timeout <= 0:
-            raise ValueError("close_timeout must be positive (seconds)")
+        if not (math.isfinite(close_timeout) and close_timeout > 0):
+            raise ValueError("close_timeout must be a positive, finite number of seconds")
         self.id_factory = check_id_factory(id_factory)
         self.session_key = session_key
         self.close_code = validate_close_code(close_code)
@@ -115,9 +116,16 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         return await call_id_factory(self.id_factory, request)
 
     async def get_id(self, request: web.Request) -> Hashable | None:
-        """The request's current websocket id, or None."""
+        """The request's current websocket id, or None (also for a value no id can be)."""
         session = await _get_session(request)
-        return session.get(self.session_key)
+        value = session.get(self.session_key)
+        session_ws_id = stored_id(value)
+        if session_ws_id is None and value is not None:
+            self._refused["bad_id"] += 1
+            logger.debug(
+                "ignored an unusable websocket id (a %s) in a session", type(value).__name__
+            )
+        return session_ws_id
 
     async def set_id(self, request: web.Request, session_ws_id: Hashable) -> None:
         """Store `session_ws_id` as the request's websocket id."""
@@ -212,11 +220,17 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
     async def close_all(
         self, *, code: int = SHUTDOWN_CODE, message: bytes = SHUTDOWN_REASON.encode()
     ) -> int:
-        """Close every known socket (by default with 1001 GOING_AWAY); return the count."""
+        """Close every known socket (by default with 1001 GOING_AWAY); return the count.
+
+        Connections of sockets already closed but still registered (their handler
+        is stuck, e.g. writing to a peer that stopped reading) are dropped too.
+        """
         sockets = [ws for group in self._sessions.values() for ws in group]
-        return await self._close(
-            sockets, code, message, "shutdown" if code == SHUTDOWN_CODE else "all"
+        count = await close_sockets(
+            sockets, code=code, message=message, timeout=self.close_timeout, drop_closed=True
         )
+        self._closed["shutdown" if code == SHUTDOWN_CODE else "all"] += count
+        return count
 
     async def close_all_session(self, session_ws_id: Hashable) -> int:
         """Revoke `session_ws_id` and close its sockets with the session-ended code.
@@ -380,10 +394,23 @@ def _is_upgrade(request: web.Request) -> bool:
 
 
 async def _get_session(request: web.Request) -> aiohttp_session.Session:
+    """The request's session; one whose stored data cannot be read is replaced by a new one.
+
+    aiohttp_session raises (500) on a cookie that decodes to the wrong shape
+    (e.g. SimpleCookieStorage fed garbage); the request is served as a new
+    session instead, which the session middleware saves over the bad cookie.
+    """
     if request.get(aiohttp_session.STORAGE_KEY) is None:
         raise RuntimeError(
             "aiohttp_session_ws needs aiohttp_session's middleware: call "
             "aiohttp_session.setup(app, storage) (or add session_middleware(storage)) and "
             "place session_ws_middleware after it in the middlewares list"
         )
-    return await aiohttp_session.get_session(request)
+    try:
+        return await aiohttp_session.get_session(request)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        logger.warning(
+            "unreadable session data (%s); serving the request as a new session",
+            type(exc).__name__,
+        )
+        return await aiohttp_session.new_session(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -20,8 +21,8 @@ class RevokedIds:
         max_size: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl <= 0:
-            raise ValueError("revocation ttl must be positive (seconds)")
+        if not (math.isfinite(ttl) and ttl > 0):
+            raise ValueError("revocation ttl must be a positive, finite number of seconds")
         if max_size < 1:
             raise ValueError("revocation max_size must be at least 1")
         self.ttl = ttl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -23,8 +24,10 @@ class Backoff:
         cap: float,
         rand: Callable[[float, float], float] = random.uniform,
     ) -> None:
-        if base <= 0 or cap < base:
-            raise ValueError("reconnect delays need 0 < reconnect_base <= reconnect_cap")
+        if not (0 < base <= cap and math.isfinite(cap)):
+            raise ValueError(
+                "reconnect delays need 0 < reconnect_base <= reconnect_cap, both finite"
+            )
         self.base = base
         self.cap = cap
         self.attempts = 0

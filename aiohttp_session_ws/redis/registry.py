@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from contextlib import suppress
@@ -10,6 +11,7 @@ from typing import TypeVar, overload
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
@@ -22,6 +24,8 @@ from .result import ClusterCloseResult, ClusterPublishError
 T = TypeVar("T")
 
 DEFAULT_CHANNEL = "aiohttp_session_ws"
+RECONCILE_BATCH = 500
+"""Session ids checked per Redis round trip when reconciling after a re-subscription."""
 
 
 class RedisRegistryStats(RegistryStats):
@@ -115,8 +119,8 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             ("redis_timeout", redis_timeout),
             ("start_timeout", start_timeout),
         ):
-            if value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive, finite number of seconds")
         ttl = heartbeat_ttl if heartbeat_ttl is not None else 3 * heartbeat_interval
         if ttl <= heartbeat_interval:
             raise ValueError("heartbeat_ttl must be longer than heartbeat_interval (e.g. 3x)")
@@ -142,6 +146,8 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         self._publish_errors = RateLimitedLog()
         self._listener: asyncio.Task[None] | None = None
         self._beat: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
+        self._stopping = False
         self._wake = asyncio.Event()
         self._announced = asyncio.Event()
         self._subscribed = False
@@ -442,6 +448,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         await super().start()
         if self._listener is not None:
             return
+        self._stopping = False
         self._listener = asyncio.create_task(
             self._listen(), name=f"aiohttp_session_ws.redis listener {self.node_id}"
         )
@@ -462,9 +469,8 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         """Stop the subscription and heartbeat, leave the cluster, finish pending work."""
         tasks = [task for task in (self._listener, self._beat) if task is not None]
         self._listener = self._beat = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._stopping = True
+        await self._end(tasks)
         self._subscribed = False
         self._announced.clear()
         for acks in self._acks.values():
@@ -481,11 +487,41 @@ class RedisSessionWSRegistry(SessionWSRegistry):
                 await asyncio.wait(late)
         await super().stop()
 
+    async def _end(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Cancel the background tasks and wait for them, boundedly.
+
+        redis-py can lose a cancellation while its pub/sub connection reconnects
+        (right after a Redis restart it surfaced as an ordinary error, so the
+        listener looped on and `stop`, and with it the app's cleanup, waited
+        forever); the loops therefore also check `_stopping`. A task still
+        running after `redis_timeout` has its connection dropped, which ends its
+        read; one that survives even that is abandoned with a warning.
+        """
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=self.redis_timeout) if tasks else ((), ())
+        if not pending:
+            return
+        pubsub = self._pubsub
+        if pubsub is not None and pubsub.connection is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(pubsub.connection.disconnect(), self.redis_timeout)
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=self.redis_timeout)
+        if pending:
+            logger.warning(
+                "node %s: %d Redis task(s) did not stop within %.1fs; abandoned",
+                self.node_id,
+                len(pending),
+                2 * self.redis_timeout,
+            )
+
     async def _listen(self) -> None:
         """Subscribe, dispatch messages, and re-subscribe with backoff; never raises."""
         backoff = Backoff(self.reconnect_base, self.reconnect_cap)
-        while True:
-            pubsub = self.redis.pubsub()
+        while not self._stopping:
+            pubsub = self._pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel, self.ack_channel)
                 async for message in pubsub.listen():
@@ -500,9 +536,11 @@ class RedisSessionWSRegistry(SessionWSRegistry):
                 self._subscribed = False
                 self._health.failed(exc, "listening on the channel")
             finally:
+                self._pubsub = None
                 with suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(backoff.next())
+            if not self._stopping:
+                await asyncio.sleep(backoff.next())
 
     def _dispatch(self, channel: str, data: object) -> None:
         try:
@@ -514,13 +552,57 @@ class RedisSessionWSRegistry(SessionWSRegistry):
     def _on_subscribed(self) -> None:
         if self._announced.is_set() or self._resubscribes or self._health.outages:
             self._resubscribes += 1
+            self.spawn(self._reconcile())
         self._subscribed = True
         self._health.succeeded()
         self._wake.set()  # announce ourselves at once
 
+    async def _reconcile(self) -> None:
+        """After a re-subscription, close the local sessions revoked in Redis meanwhile.
+
+        Pub/sub keeps nothing for a node whose subscription was down, but every
+        session close writes its revocation to Redis before publishing, so the
+        closes this node missed can be found there. Per-key closes are not
+        recovered this way (their revocations are written per node).
+        """
+        entries = [
+            (session_ws_id, target)
+            for session_ws_id in list(self._sessions)
+            if (target := _target_or_none(session_ws_id)) is not None
+        ]
+        found: list[object] = []
+        for start in range(0, len(entries), RECONCILE_BATCH):
+            batch = entries[start : start + RECONCILE_BATCH]
+
+            async def revoked(
+                batch: list[tuple[Hashable, wire.JSONTarget]] = batch,
+            ) -> list[object]:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for _, target in batch:
+                        pipe.exists(self._revoked_key(target))
+                    result: list[object] = await pipe.execute()
+                    return result
+
+            try:
+                found += await self._timed(revoked, "reconciling revocations")
+            except Exception:
+                return  # recorded by _timed; the next re-subscription tries again
+        missed = [sid for (sid, _), hit in zip(entries, found, strict=True) if hit]
+        for session_ws_id in missed:
+            self.revoked.add(session_ws_id)
+        sockets = [ws for sid in missed for ws in self._sessions.get(sid, ())]
+        closed = await self._close(sockets, self.close_code, self.close_message, "session_ended")
+        if missed:
+            logger.info(
+                "node %s: closed %d socket(s) of %d session(s) revoked while unsubscribed",
+                self.node_id,
+                closed,
+                len(missed),
+            )
+
     async def _heartbeat(self) -> None:
         """Announce this node while it is subscribed, so callers know whom to wait for."""
-        while True:
+        while not self._stopping:
             self._wake.clear()
             if self._subscribed:
                 try:

@@ -20,9 +20,10 @@ IDENTITY_TAG = "identity"
 def identity_key(userid: str) -> tuple[str, str]:
     """The registry key under which a user's sockets are indexed."""
     if not userid or not isinstance(userid, str):
+        # Name the type only: the value may be a real user id, and errors reach logs.
+        got = "an empty str" if userid == "" else f"a value of type {type(userid).__name__}"
         raise ValueError(
-            f"the identity must be a non-empty str (the user id from authorized_userid), "
-            f"got {userid!r}"
+            f"the identity must be a non-empty str (the user id from authorized_userid), got {got}"
         )
     return (IDENTITY_TAG, userid)
 

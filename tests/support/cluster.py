@@ -101,15 +101,20 @@ class Node:
         self.url = URL()
 
     async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        self.url = URL.build(scheme="http", host=host, port=port)
+        self.url = await serve(self.runner)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
         await self.redis.aclose()
+
+
+async def serve(runner: web.AppRunner) -> URL:
+    """Set up `runner` on a free loopback port; return its base URL."""
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return URL.build(scheme="http", host=host, port=port)
 
 
 async def start_cluster(

@@ -76,7 +76,7 @@ def make_app(
 ) -> web.Application:
     """The test app: /whoami, /login, /logout, /logout-everywhere, /ws."""
     storage = storage or EncryptedCookieStorage(COOKIE_KEY)
-    registry = registry or SessionWSRegistry()
+    registry = registry if registry is not None else SessionWSRegistry()  # an empty one is falsy
     identity_policy = make_policy(policy)
     app = web.Application(
         middlewares=[aiohttp_session.session_middleware(storage), session_ws_middleware]
