@@ -8,6 +8,7 @@ import sys
 
 import redis
 from aiohttp import web
+from yarl import URL
 
 from .app import make_app
 from .passwords import DEMO_ACCOUNTS
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"login demo on {settings.url} (Ctrl-C to stop)")
     if args.redis:
-        print(f"sessions and websocket closes shared through Redis at {args.redis}")
+        shown = URL(args.redis).with_user(None)  # never print a password
+        print(f"sessions and websocket closes shared through Redis at {shown}")
     if not settings.local:
         print(
             "the session cookie is Secure: serve the demo over HTTPS (plain http: localhost only)"
