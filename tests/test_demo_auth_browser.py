@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import require
 from tests.support.demo_process import DemoProcess
@@ -32,14 +33,26 @@ VIEWPORT = {"width": 760, "height": 500}
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require(os.path.exists(CHROMIUM), "chromium")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
+    """A factory of pages, each in its own browser context (its own cookies)."""
+    contexts: list[Any] = []
+
+    def make() -> Any:
+        contexts.append(browser.new_context(viewport=VIEWPORT))
+        return contexts[-1].new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
@@ -62,84 +75,64 @@ def log_in(page: Any, base: str, username: str = "alice", password: str = "wonde
 
 def expect_live_as(page: Any, who: str, timeout: float = 5000) -> None:
     """The page's socket is open and the server said it belongs to `who`."""
-    from playwright.sync_api import expect
-
     expect(page.locator("#user")).to_have_text(who, timeout=timeout)
     expect(page.locator("#status")).to_have_text("open", timeout=timeout)
 
 
 def test_logout_in_one_tab_drops_the_other_tab_to_anonymous(
-    browser: Any, demo: DemoProcess
+    new_page: Callable[[], Any], demo: DemoProcess
 ) -> None:
-    from playwright.sync_api import expect
+    first = new_page()
+    log_in(first, demo.url)
+    expect_live_as(first, "alice")
+    second = first.context.new_page()  # a second tab of the same browser
+    second.goto(demo.url + "/")
+    expect_live_as(second, "alice")
+    expect(first.locator("#others")).to_have_text("1", timeout=5000)  # presence
+    if path := os.environ.get("ASWS_SCREENSHOT"):
+        expect(first.locator("#seconds")).not_to_have_text("0", timeout=5000)
+        first.screenshot(path=path)
 
-    context = browser.new_context(viewport=VIEWPORT)
-    try:
-        first = context.new_page()
-        log_in(first, demo.url)
-        expect_live_as(first, "alice")
-        second = context.new_page()
-        second.goto(demo.url + "/")
-        expect_live_as(second, "alice")
-        expect(first.locator("#others")).to_have_text("1", timeout=5000)  # presence
-        if path := os.environ.get("ASWS_SCREENSHOT"):
-            expect(first.locator("#seconds")).not_to_have_text("0", timeout=5000)
-            first.screenshot(path=path)
-
-        first.click("#logout")
-        started = time.monotonic()
-        first.wait_for_url(demo.url + "/login")
-        expect(second.locator("#close-code")).to_have_text("4001", timeout=3000)
-        expect(second.locator("#close-reason")).to_contain_text("session ended", timeout=3000)
-        expect_live_as(second, "anonymous", timeout=3000)
-        assert time.monotonic() - started < 3.0
-        expect(second.locator("#stale")).to_be_visible()  # the page tells the user to reload
-        assert second.request.get(demo.url + "/api/me").json() == {"user": None}
-    finally:
-        context.close()
+    first.click("#logout")
+    started = time.monotonic()
+    first.wait_for_url(demo.url + "/login")
+    expect(second.locator("#close-code")).to_have_text("4001", timeout=3000)
+    expect(second.locator("#close-reason")).to_contain_text("session ended", timeout=3000)
+    expect_live_as(second, "anonymous", timeout=3000)
+    assert time.monotonic() - started < 3.0
+    expect(second.locator("#stale")).to_be_visible()  # the page tells the user to reload
+    assert second.request.get(demo.url + "/api/me").json() == {"user": None}
 
 
-def test_log_out_everywhere_closes_another_devices_socket(browser: Any, demo: DemoProcess) -> None:
-    from playwright.sync_api import expect
-
-    laptop = browser.new_context(viewport=VIEWPORT)
-    phone = browser.new_context(viewport=VIEWPORT)
-    try:
-        laptop_page, phone_page = laptop.new_page(), phone.new_page()
-        log_in(laptop_page, demo.url)
-        log_in(phone_page, demo.url)
-        expect_live_as(laptop_page, "alice")
-        expect_live_as(phone_page, "alice")
-        laptop_page.click("#logout-everywhere")
-        started = time.monotonic()
-        laptop_page.wait_for_url(demo.url + "/login")
-        expect(phone_page.locator("#close-code")).to_have_text("4001", timeout=3000)
-        expect_live_as(phone_page, "anonymous", timeout=3000)
-        assert time.monotonic() - started < 3.0
-        assert phone_page.request.get(demo.url + "/api/me").json() == {"user": None}
-    finally:
-        laptop.close()
-        phone.close()
+def test_log_out_everywhere_closes_another_devices_socket(
+    new_page: Callable[[], Any], demo: DemoProcess
+) -> None:
+    laptop_page, phone_page = new_page(), new_page()  # two contexts: laptop and phone
+    log_in(laptop_page, demo.url)
+    log_in(phone_page, demo.url)
+    expect_live_as(laptop_page, "alice")
+    expect_live_as(phone_page, "alice")
+    laptop_page.click("#logout-everywhere")
+    started = time.monotonic()
+    laptop_page.wait_for_url(demo.url + "/login")
+    expect(phone_page.locator("#close-code")).to_have_text("4001", timeout=3000)
+    expect_live_as(phone_page, "anonymous", timeout=3000)
+    assert time.monotonic() - started < 3.0
+    assert phone_page.request.get(demo.url + "/api/me").json() == {"user": None}
 
 
 def test_server_going_away_is_shown_and_retried_with_backoff(
-    browser: Any, demo: DemoProcess
+    new_page: Callable[[], Any], demo: DemoProcess
 ) -> None:
-    from playwright.sync_api import expect
-
-    context = browser.new_context(viewport=VIEWPORT)
-    try:
-        page = context.new_page()
-        page.goto(demo.url + "/")
-        expect_live_as(page, "anonymous")
-        assert demo.stop() == 0  # a clean shutdown closes sockets with 1001
-        # the first close says why; #close-code shows the latest (the failed retries')
-        first_close = page.locator("#log li", has_text="socket closed").last
-        expect(first_close).to_contain_text("socket closed: 1001 server going away")
-        page.wait_for_timeout(3000)
-        # the retries fail (1006); backoff 0.25, 0.5, 1, 2 s (with jitter) allows a handful
-        closes = page.locator("#log li", has_text="socket closed").count()
-        assert 2 <= closes <= 6, closes
-        expect(page.locator("#close-code")).to_have_text("1006")
-    finally:
-        context.close()
+    page = new_page()
+    page.goto(demo.url + "/")
+    expect_live_as(page, "anonymous")
+    assert demo.stop() == 0  # a clean shutdown closes sockets with 1001
+    # the first close says why; #close-code shows the latest (the failed retries')
+    first_close = page.locator("#log li", has_text="socket closed").last
+    expect(first_close).to_contain_text("socket closed: 1001 server going away")
+    page.wait_for_timeout(3000)
+    # the retries fail (1006); backoff 0.25, 0.5, 1, 2 s (with jitter) allows a handful
+    closes = page.locator("#log li", has_text="socket closed").count()
+    assert 2 <= closes <= 6, closes
+    expect(page.locator("#close-code")).to_have_text("1006")
