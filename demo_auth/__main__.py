@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             "the session cookie is Secure: serve the demo over HTTPS (plain http: localhost only)"
         )
+    print("websockets accepted from: " + ", ".join(settings.allowed_origins()))
     print("accounts: " + ", ".join(f"{u} / {p}" for u, p in DEMO_ACCOUNTS.items()), flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5)
 

@@ -39,6 +39,7 @@ def test_banner_without_a_secret_warns_and_prints_url_and_accounts() -> None:
     finally:
         demo.close()
     assert f"login demo on http://127.0.0.1:{demo.port}/" in output
+    assert f"websockets accepted from: http://127.0.0.1:{demo.port}, " in output
     assert "alice / wonderland" in output and "bob / builder" in output
     assert "WARNING: DEMO_AUTH_SECRET is not set" in output
     suggested = output.split("export DEMO_AUTH_SECRET=")[1].split()[0]

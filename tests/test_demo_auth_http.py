@@ -11,7 +11,9 @@ import pytest
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
 from demo_auth.app import COOKIE_NAME, make_app
+from demo_auth.generations import MemoryGenerations
 from demo_auth.passwords import MAX_PASSWORD_BYTES, PASSWORDS, Users
+from demo_auth.policy import DemoAuthorizationPolicy
 from demo_auth.settings import Settings
 from tests.support.demo_auth_client import DemoUser, close_code, csrf_tokens, next_tick
 from tests.support.redis_server import free_port
@@ -69,6 +71,25 @@ async def test_login_logs_in_and_the_home_page_shows_the_logout_forms(new_user: 
     tokens = csrf_tokens(html)
     # both forms carry the token; login started a fresh session, so it is a new one
     assert len(tokens) == 2 and tokens[0] == tokens[1] != anonymous_token
+
+
+async def test_the_pre_login_csrf_token_dies_with_the_pre_login_session(new_user: NewUser) -> None:
+    user = await new_user()
+    before = await user.token()
+    assert await user.login() == 303
+    assert (await user.post("/logout", {"csrf_token": before}))[0] == 403
+    assert await user.me() == "alice"
+    assert await user.logout() == 303  # with the fresh token
+
+
+@pytest.mark.parametrize(
+    "identity", ["alice:1", "alice:", "alice", ":0", "nobody:0", "alice:x", "alice:²", "alice:-0"]
+)
+async def test_only_current_generation_identities_are_authorized(identity: str) -> None:
+    policy = DemoAuthorizationPolicy(Users(), MemoryGenerations())
+    assert await policy.authorized_userid(identity) is None
+    assert not await policy.permits(identity, "anything")
+    assert await policy.authorized_userid("alice:0") == "alice"
 
 
 async def test_anonymous_home_page_links_to_login(new_user: NewUser) -> None:
