@@ -19,7 +19,7 @@ demo: $(STAMP)  ## the 1.1.1 reset demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check aiohttp_session_ws
+	$(PY) -m ruff format --check aiohttp_session_ws demo_auth
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

@@ -1,0 +1,104 @@
+"""The HTTP routes: login form, login, logout, log out everywhere, home page, /api/me."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp_jinja2
+import aiohttp_security
+import aiohttp_session
+from aiohttp import web
+
+from aiohttp_session_ws.security import schedule_close_all_identity_ws
+
+from .csrf import check_csrf, csrf_token
+from .keys import GENERATIONS_KEY, USERS_KEY
+from .policy import make_identity
+
+MAX_USERNAME_CHARS = 64
+LOGIN_FAILED = "Wrong username or password."
+
+
+async def current_user(request: web.Request) -> str | None:
+    """The logged-in user's name, or None."""
+    return await aiohttp_security.authorized_userid(request)
+
+
+async def render(
+    template: str, request: web.Request, context: dict[str, Any], *, status: int = 200
+) -> web.Response:
+    """Render `template` with the session's CSRF token; never cached (it holds the token)."""
+    session = await aiohttp_session.get_session(request)
+    context = {"csrf_token": csrf_token(session), **context}
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def checked_form(request: web.Request) -> Mapping[str, object]:
+    """The POSTed form, once its CSRF token has been checked (403 otherwise)."""
+    try:
+        form = await request.post()
+    except ValueError as exc:  # e.g. a body that is not valid UTF-8
+        raise web.HTTPBadRequest(text=f"Could not read the form: {exc}") from exc
+    check_csrf(await aiohttp_session.get_session(request), form)
+    return form
+
+
+def text_field(form: Mapping[str, object], name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """GET /login: the form."""
+    return await render("login.html", request, {"user": await current_user(request)})
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /login: check the password; on success start a fresh session and go home."""
+    form = await checked_form(request)
+    username = text_field(form, "username")[:MAX_USERNAME_CHARS]
+    user = await request.app[USERS_KEY].authenticate(username, text_field(form, "password"))
+    if user is None:
+        context = {"user": await current_user(request), "error": LOGIN_FAILED, "username": username}
+        return await render("login.html", request, context, status=401)
+    redirect = web.HTTPSeeOther("/")
+    generation = await request.app[GENERATIONS_KEY].current(user)
+    # The wrapped identity policy closes this session's sockets after the redirect
+    # is delivered, and rotates the session and its websocket id.
+    await aiohttp_security.remember(request, redirect, make_identity(user, generation))
+    raise redirect
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /logout: end this session (its sockets close once the redirect is delivered)."""
+    await checked_form(request)
+    redirect = web.HTTPSeeOther("/login")
+    await aiohttp_security.forget(request, redirect)
+    raise redirect
+
+
+async def logout_everywhere(request: web.Request) -> web.Response:
+    """POST /logout-everywhere: close the user's sockets in every session, then log out.
+
+    Bumping the user's generation also logs the other sessions out over HTTP.
+    """
+    await checked_form(request)
+    redirect = web.HTTPSeeOther("/login")
+    user = await schedule_close_all_identity_ws(request, redirect)  # before forget
+    if user is not None:
+        await request.app[GENERATIONS_KEY].bump(user)
+    await aiohttp_security.forget(request, redirect)
+    raise redirect
+
+
+async def home(request: web.Request) -> web.Response:
+    """GET /: the live websocket panel, and the logout forms for a logged-in user."""
+    return await render("home.html", request, {"user": await current_user(request)})
+
+
+async def api_me(request: web.Request) -> web.Response:
+    """GET /api/me: {"user": name or null}."""
+    return web.json_response({"user": await current_user(request)})
