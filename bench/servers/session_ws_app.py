@@ -1,0 +1,79 @@
+"""The app under test for contenders `ours` and `legacy`.
+
+Both expose the same 1.1.1 public API; the contender is decided by which
+interpreter runs this script (the project's venv, or the baseline venv with
+aiohttp-session-ws 1.1.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import aiohttp_session
+from aiohttp import WSMsgType, web
+from common import STATS_PROVIDER, parse_args, serve
+
+from aiohttp_session_ws import (
+    SessionWSRegistry,
+    get_session_ws_id,
+    new_session_ws_id,
+    schedule_close_all_session_ws,
+    session_ws,
+    session_ws_middleware,
+    setup,
+)
+
+
+async def handle_login(request: web.Request) -> web.Response:
+    """The middleware gives the new session its id; the cookie rides on this response."""
+    return web.json_response({"id": await get_session_ws_id(request)})
+
+
+async def handle_ws(request: web.Request) -> web.WebSocketResponse:
+    async with session_ws(request) as ws:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+    return ws
+
+
+async def handle_reset(request: web.Request) -> web.Response:
+    """Logout-style reset: close the session's sockets after the response, rotate the id."""
+    response = web.Response(text="reset")
+    await schedule_close_all_session_ws(request, response)
+    await new_session_ws_id(request)
+    return response
+
+
+def make_app(registry: Any) -> web.Application:
+    """The session app around `registry` (1.1.1's or ours, or a Redis one)."""
+    app = web.Application(
+        middlewares=[
+            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
+            session_ws_middleware,
+        ]
+    )
+    app.router.add_get("/login", handle_login)
+    app.router.add_get("/ws", handle_ws)
+    app.router.add_get("/reset", handle_reset)
+    setup(app, registry)
+    if hasattr(registry, "stats"):  # 1.1.1 has no stats()
+        app[STATS_PROVIDER] = registry.stats
+    return app
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--revocation-max-size", type=int, default=0)
+
+
+def main() -> None:
+    args = parse_args(_options)
+    options = {}
+    if args.revocation_max_size:
+        options["revocation_max_size"] = args.revocation_max_size
+    serve(make_app(SessionWSRegistry(**options)), args.port)
+
+
+if __name__ == "__main__":
+    main()
