@@ -6,13 +6,15 @@ from collections.abc import Awaitable, Callable
 
 from ..report import Result
 from ..runner import Mode, Progress
-from . import fanout, handshake, memory, sessions
+from . import churn, crossnode, fanout, handshake, memory, sessions
 
 Scenario = Callable[[Mode, Progress], Awaitable[Result]]
 
 SCENARIOS: dict[str, Scenario] = {
     "handshake": handshake.run,
     "fanout": fanout.run,
+    "crossnode": crossnode.run,
     "memory": memory.run,
+    "churn": churn.run,
     "sessions": sessions.run,
 }
