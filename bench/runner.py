@@ -60,10 +60,15 @@ async def interleave(
     progress: Progress,
     label: str = "",
 ) -> dict[str, list[T]]:
-    """Run `run_one(contender, round)` for each round, contenders in turn (A B A B ...)."""
+    """Run `run_one(contender, round)` for each round, contenders in turn (A B A B ...).
+
+    Each round starts one contender further on (A B C, B C A, ...), so no contender
+    always runs first, or always right after another one's cleanup.
+    """
     results: dict[str, list[T]] = {name: [] for name in contenders}
     for index in range(rounds):
-        for name in contenders:
+        shift = index % len(contenders)
+        for name in [*contenders[shift:], *contenders[:shift]]:
             progress.update(f"{label} round {index + 1}/{rounds} {name}".strip())
             results[name].append(await run_one(name, index))
     return results
