@@ -10,8 +10,6 @@ from typing import Any
 
 from yarl import URL
 
-from tests.support.redis_server import RedisServer
-
 from .. import load
 from ..procs import Server
 from ..report import Result, Target, fmt
@@ -38,6 +36,10 @@ async def spread_round(login_on: URL, reset_on: URL, ws_on: list[URL], n: int) -
 
 def start_cluster(stack: ExitStack, mode: Mode) -> tuple[dict[str, Server], Server]:
     """A private redis-server, nodes A B C, and a plain single-node `ours` server."""
+    # The test suite's private redis-server helper (never the shared Redis on 6379);
+    # imported here because `tests` is only importable from the repository root.
+    from tests.support.redis_server import RedisServer
+
     redis = RedisServer()
     redis.start()
     stack.callback(redis.stop)
