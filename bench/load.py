@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -54,6 +55,24 @@ async def open_sockets(
     )
 
 
+async def open_sessions(
+    http: aiohttp.ClientSession, base: URL, sessions: int, per_session: int
+) -> tuple[list[str], list[aiohttp.ClientWebSocketResponse]]:
+    """Start `sessions` sessions with `per_session` sockets each; return cookies and sockets."""
+    cookies = await bounded_gather([lambda: login(http, base)] * sessions)
+    groups = await bounded_gather(
+        [lambda c=c: open_sockets(http, [base / "ws"] * per_session, c) for c in cookies],
+        limit=max(1, CONNECT_CONCURRENCY // per_session),
+    )
+    return cookies, [ws for group in groups for ws in group]
+
+
+async def connect_close(http: aiohttp.ClientSession, url: URL, cookie: str) -> None:
+    """One websocket connect+close cycle."""
+    ws = await http.ws_connect(url, headers={"Cookie": cookie}, autoping=False)
+    await ws.close()
+
+
 class CloseWatcher:
     """Records when each socket receives the server's CLOSE frame."""
 
@@ -83,6 +102,21 @@ async def reset(http: aiohttp.ClientSession, base: URL, cookie: str, path: str =
         response.raise_for_status()
         await response.read()
     return time.perf_counter()
+
+
+async def timed_reset(login_on: URL, reset_on: URL, ws_on: Sequence[URL], n: int) -> dict[str, Any]:
+    """One session with `n` sockets round-robin over the `ws_on` servers; reset it on
+    `reset_on`; time from the reset response to the last socket seeing CLOSE."""
+    async with client() as http:
+        cookie = await login(http, login_on)
+        urls = [ws_on[i % len(ws_on)] for i in range(n)]
+        sockets = await open_sockets(http, urls, cookie)
+        watcher = CloseWatcher(sockets)
+        t_response = await reset(http, reset_on, cookie)
+        closed = await watcher.wait(timeout=10 + n / 200)
+        await close_all(sockets)
+    last = max(watcher.times) if watcher.times else math.nan
+    return {"delay": last - t_response, "closed": closed, "n": n}
 
 
 async def stats(http: aiohttp.ClientSession, base: URL, gc: bool = False) -> dict[str, Any]:

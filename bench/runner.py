@@ -89,3 +89,14 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """Median of the per-round ratios a[i] / b[i].
+
+    Rounds of different contenders run back to back, so each pair shares the
+    machine's load at that moment; the median of the pairs is less swayed by
+    the load drifting over the run than the ratio of the two medians.
+    """
+    pairs = [x / y for x, y in zip(a, b, strict=False) if y and x == x and y == y]
+    return median(pairs)

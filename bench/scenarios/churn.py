@@ -25,8 +25,7 @@ REVOCATION_CAP = 1000
 
 async def cycle(http: aiohttp.ClientSession, base: URL, cookie: str, index: int) -> None:
     """Connect and close one socket; every REVOKE_EVERY-th cycle also revokes a fresh id."""
-    ws = await http.ws_connect(base / "ws", headers={"Cookie": cookie}, autoping=False)
-    await ws.close()
+    await load.connect_close(http, base / "ws", cookie)
     if index % REVOKE_EVERY == 0:
         await load.reset(http, base, await load.login(http, base))
 

@@ -22,17 +22,14 @@ async def connect_round(base: URL, cycles: int) -> dict[str, float]:
     """`cycles` connect+close cycles, `CONCURRENCY` at a time, on one session."""
     async with load.client() as http:
         cookie = await load.login(http, base)
-        headers = {"Cookie": cookie}
         url = base / "ws"
-
-        async def cycle() -> None:
-            ws = await http.ws_connect(url, headers=headers, autoping=False)
-            await ws.close()
 
         before = await load.stats(http, base)
         client_cpu = time.process_time()
         start = time.perf_counter()
-        await load.bounded_gather([cycle] * cycles, limit=CONCURRENCY)
+        await load.bounded_gather(
+            [lambda: load.connect_close(http, url, cookie)] * cycles, limit=CONCURRENCY
+        )
         wall = time.perf_counter() - start
         client_cpu = time.process_time() - client_cpu
         after = await load.stats(http, base)

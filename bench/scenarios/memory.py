@@ -18,28 +18,19 @@ NAME = "memory"
 PER_SESSION = 10
 
 
-async def open_in_sessions(
-    http: aiohttp.ClientSession, base: URL, count: int
-) -> list[aiohttp.ClientWebSocketResponse]:
-    """Open `count` sockets, `PER_SESSION` per session."""
-    cookies = await load.bounded_gather([lambda: load.login(http, base)] * (count // PER_SESSION))
-    groups = await asyncio.gather(
-        *(load.open_sockets(http, [base / "ws"] * PER_SESSION, c) for c in cookies)
-    )
-    return [ws for group in groups for ws in group]
-
-
 async def memory_round(base: URL, levels: list[int]) -> dict[str, Any]:
     """RSS of a fresh server after warm-up, then at each level of open sockets."""
     async with load.client() as http:
-        await load.close_all(await open_in_sessions(http, base, 200))  # warm-up
+        _, warm = await load.open_sessions(http, base, 200 // PER_SESSION, PER_SESSION)
+        await load.close_all(warm)  # warm-up
         await asyncio.sleep(0.5)
         base_rss = (await load.stats(http, base, gc=True))["rss"]
         sockets: list[aiohttp.ClientWebSocketResponse] = []
         per_socket: dict[int, float] = {}
         held: dict[int, int | None] = {}
         for level in levels:
-            sockets += await open_in_sessions(http, base, level - len(sockets))
+            more = (level - len(sockets)) // PER_SESSION
+            sockets += (await load.open_sessions(http, base, more, PER_SESSION))[1]
             await asyncio.sleep(0.5)
             stats = await load.stats(http, base, gc=True)
             per_socket[level] = (stats["rss"] - base_rss) / level

@@ -21,12 +21,7 @@ NAME = "sessions"
 async def logout_round(base: URL, sessions: int) -> dict[str, Any]:
     """Open `sessions` x PER_SESSION sockets, log every session out at once."""
     async with load.client() as http:
-        cookies = await load.bounded_gather([lambda: load.login(http, base)] * sessions)
-        groups = await load.bounded_gather(
-            [lambda c=c: load.open_sockets(http, [base / "ws"] * PER_SESSION, c) for c in cookies],
-            limit=8,
-        )
-        sockets = [ws for group in groups for ws in group]
+        cookies, sockets = await load.open_sessions(http, base, sessions, PER_SESSION)
         watcher = load.CloseWatcher(sockets)
         cpu_before = (await load.stats(http, base))["cpu"]
         start = time.perf_counter()
@@ -107,6 +102,7 @@ async def run(mode: Mode, progress: Progress) -> Result:
             "ours / this",
             "all responses ms",
             "all closed ms",
+            "server CPU ms/logout",
             "closed",
             "rounds",
         ],
