@@ -104,7 +104,9 @@ async def reset(http: aiohttp.ClientSession, base: URL, cookie: str, path: str =
     return time.perf_counter()
 
 
-async def timed_reset(login_on: URL, reset_on: URL, ws_on: Sequence[URL], n: int) -> dict[str, Any]:
+async def timed_reset(
+    login_on: URL, reset_on: URL, ws_on: Sequence[URL], n: int, reset_path: str = "reset"
+) -> dict[str, Any]:
     """One session with `n` sockets round-robin over the `ws_on` servers; reset it on
     `reset_on`; time from the reset response to the last socket seeing CLOSE."""
     async with client() as http:
@@ -112,7 +114,7 @@ async def timed_reset(login_on: URL, reset_on: URL, ws_on: Sequence[URL], n: int
         urls = [ws_on[i % len(ws_on)] for i in range(n)]
         sockets = await open_sockets(http, urls, cookie)
         watcher = CloseWatcher(sockets)
-        t_response = await reset(http, reset_on, cookie)
+        t_response = await reset(http, reset_on, cookie, reset_path)
         closed = await watcher.wait(timeout=10 + n / 200)
         await close_all(sockets)
     last = max(watcher.times) if watcher.times else math.nan

@@ -13,13 +13,18 @@ LEGACY = "1.1.1"
 
 
 def server(contender: str, mode: Mode, args: list[str] | None = None) -> Server:
-    """An unstarted server for `ours`, `bare`/`floor` or `1.1.1`."""
+    """An unstarted server for `ours` (or `ours-direct`), `bare`/`floor` or `1.1.1`."""
     if contender == LEGACY:
         assert mode.baseline_python is not None
         return Server("session_ws_app.py", mode.baseline_python, args or [])
     if contender in ("bare", "floor"):
         return Server("bare.py", sys.executable, args or [])
     return Server("session_ws_app.py", sys.executable, args or [])
+
+
+def reset_path(contender: str) -> str:
+    """The reset route. `ours-direct` (a diagnostic) closes in the handler, as the floor does."""
+    return "reset-direct" if contender == "ours-direct" else "reset"
 
 
 def ws_path(contender: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from .. import load
 from ..report import Result, Target, fmt
 from ..runner import Mode, Progress, interleave, median, paired_ratio, percentile, ratio
-from .contenders import LEGACY, start_all, with_legacy, ws_path
+from .contenders import LEGACY, reset_path, start_all, with_legacy, ws_path
 
 NAME = "fanout"
 
@@ -34,7 +34,9 @@ async def measure(mode: Mode, progress: Progress) -> dict[str, dict[int, list[di
 
             async def one(name: str, _: int, n: int = n) -> dict[str, Any]:
                 base = servers[name].url
-                return await load.timed_reset(base, base, [base / ws_path(name)], n)
+                return await load.timed_reset(
+                    base, base, [base / ws_path(name)], n, reset_path(name)
+                )
 
             for name, runs in (
                 await interleave(contenders, rounds, one, progress, f"N={n}")

@@ -46,6 +46,21 @@ async def handle_reset(request: web.Request) -> web.Response:
     return response
 
 
+async def handle_reset_direct(request: web.Request) -> web.StreamResponse:
+    """Diagnostic: like the floor, write the response, then close in the handler.
+
+    It takes the registry's close path without the wait for the connection to end.
+    """
+    session_ws_id = await get_session_ws_id(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response.content_length = 5
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof(b"reset")
+    await request.app["aiohttp_session_ws_registry"].close_all_session(session_ws_id)
+    return response
+
+
 def make_app(registry: Any) -> web.Application:
     """The session app around `registry` (1.1.1's or ours, or a Redis one)."""
     app = web.Application(
@@ -57,6 +72,7 @@ def make_app(registry: Any) -> web.Application:
     app.router.add_get("/login", handle_login)
     app.router.add_get("/ws", handle_ws)
     app.router.add_get("/reset", handle_reset)
+    app.router.add_get("/reset-direct", handle_reset_direct)
     setup(app, registry)
     if hasattr(registry, "stats"):  # 1.1.1 has no stats()
         app[STATS_PROVIDER] = registry.stats
