@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes (< 5 min in all)")
     parser.add_argument("--no-baseline", action="store_true", help="skip aiohttp-session-ws 1.1.1")
     parser.add_argument("--out", type=Path, help="results directory")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="override a size or the contenders, e.g. --set rounds=3 --set 'ns=[1,100]'",
+    )
     return parser.parse_args(argv)
 
 
@@ -44,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (RESULTS / "raw" / "quick" if args.quick else RESULTS)
     raise_fd_limit()
     baseline = None if args.no_baseline else ensure_baseline()
-    mode = Mode(quick=args.quick, out=out, baseline_python=baseline)
+    overrides = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.set)}
+    mode = Mode(quick=args.quick, out=out, baseline_python=baseline, overrides=overrides)
     start = time.monotonic()
     results = asyncio.run(run_all(mode, names))
     if len(names) == len(SCENARIOS):
