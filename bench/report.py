@@ -85,7 +85,17 @@ def write(result: Result, out: Path) -> Path | None:
     return png
 
 
-def bars(ax: Axes, labels: list[str], values: list[float], ylabel: str) -> None:
-    """A simple bar chart."""
-    ax.bar(labels, values, color=["#3b7dd8", "#999999", "#d8843b", "#5aa469"][: len(labels)])
-    ax.set_ylabel(ylabel)
+def bar_plot(values: dict[str, float], ylabel: str) -> Callable[[Axes], None]:
+    """A plot function drawing one bar per contender."""
+
+    def plot(ax: Axes) -> None:
+        colors = ["#3b7dd8", "#999999", "#d8843b", "#5aa469"][: len(values)]
+        ax.bar(list(values), list(values.values()), color=colors)
+        ax.set_ylabel(ylabel)
+
+    return plot
+
+
+def columns(header: str) -> list[str]:
+    """Table headers written as one `a | b | c` string."""
+    return [h.strip() for h in header.split("|")]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import ExitStack
-from typing import Any
 
 from yarl import URL
 
 from .. import load
-from ..report import Result, Target, bars, fmt
+from ..report import Result, Target, bar_plot, columns, fmt
 from ..runner import Mode, Progress, interleave, median, ratio
 from .contenders import LEGACY, start_all, with_legacy
 
@@ -88,24 +87,16 @@ async def run(mode: Mode, progress: Progress) -> Result:
         "divided by the cycles (the load generator is Python too and shares the 2 cores).",
     ]
 
-    def plot(ax: Any) -> None:
-        bars(ax, list(per_s), list(per_s.values()), "connects/s (median)")
-
     return Result(
         NAME,
         "Handshake cost: websocket connects/s",
-        [
-            "contender",
-            "connects/s (median)",
-            "ours / this",
-            "server CPU µs/connect",
-            "this CPU / ours CPU",
-            "client CPU µs/connect",
-            "rounds",
-        ],
+        columns(
+            "contender | connects/s (median) | ours / this | server CPU µs/connect | "
+            "this CPU / ours CPU | client CPU µs/connect | rounds"
+        ),
         rows,
         targets,
         notes,
         {"raw": raw},
-        plot,
+        bar_plot(per_s, "connects/s (median)"),
     )

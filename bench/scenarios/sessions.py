@@ -10,7 +10,7 @@ from typing import Any
 from yarl import URL
 
 from .. import load
-from ..report import Result, Target, bars, fmt
+from ..report import Result, Target, bar_plot, columns, fmt
 from ..runner import Mode, Progress, interleave, median, ratio
 from .contenders import LEGACY, start_all, with_legacy
 from .memory import PER_SESSION
@@ -90,25 +90,16 @@ async def run(mode: Mode, progress: Progress) -> Result:
         "0.5 s after the last CLOSE, divided by the sessions (it covers 10 socket closes each).",
     ]
 
-    def plot(ax: Any) -> None:
-        bars(ax, list(rate), list(rate.values()), "logouts/s (median)")
-
     return Result(
         NAME,
         "Many sessions: 1,000 concurrent logouts",
-        [
-            "contender",
-            "logouts/s",
-            "ours / this",
-            "all responses ms",
-            "all closed ms",
-            "server CPU ms/logout",
-            "closed",
-            "rounds",
-        ],
+        columns(
+            "contender | logouts/s | ours / this | all responses ms | all closed ms | "
+            "server CPU ms/logout | closed | rounds"
+        ),
         rows,
         targets,
         notes,
         {"raw": raw},
-        plot,
+        bar_plot(rate, "logouts/s (median)"),
     )

@@ -11,34 +11,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 
-import aiohttp_session
-from aiohttp import WSMsgType, web
-from common import parse_args, serve
+from aiohttp import web
+from common import echo, new_app, parse_args, respond_now, serve
 
 from aiohttp_session_ws import (
     SessionWSRegistry,
     get_session_ws_id,
-    session_ws_middleware,
     setup,
 )
 
 TRACKED: web.AppKey[dict[Hashable, set[web.WebSocketResponse]]] = web.AppKey("tracked")
 
 
-async def handle_login(request: web.Request) -> web.Response:
-    return web.json_response({"id": await get_session_ws_id(request)})
-
-
-async def _echo(ws: web.WebSocketResponse) -> None:
-    async for msg in ws:
-        if msg.type is WSMsgType.TEXT:
-            await ws.send_str(msg.data)
-
-
 async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse()
     await ws.prepare(request)
-    await _echo(ws)
+    await echo(ws)
     return ws
 
 
@@ -49,7 +37,7 @@ async def handle_ws_tracked(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     group.add(ws)
     try:
-        await _echo(ws)
+        await echo(ws)
     finally:
         group.discard(ws)
     return ws
@@ -58,25 +46,14 @@ async def handle_ws_tracked(request: web.Request) -> web.WebSocketResponse:
 async def handle_reset(request: web.Request) -> web.StreamResponse:
     """The floor: write the response, then gather the closes in the handler."""
     sockets = request.app[TRACKED].pop(await get_session_ws_id(request), set())
-    # A StreamResponse: aiohttp_session passes it through (it refuses a prepared Response).
-    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-    response.content_length = 5
-    response.force_close()
-    await response.prepare(request)
-    await response.write_eof(b"reset")
+    response = await respond_now(request)
     await asyncio.gather(*(ws.close() for ws in sockets))
     return response
 
 
 def make_app() -> web.Application:
-    app = web.Application(
-        middlewares=[
-            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
-            session_ws_middleware,
-        ]
-    )
+    app = new_app()
     app[TRACKED] = {}
-    app.router.add_get("/login", handle_login)
     app.router.add_get("/ws", handle_ws)
     app.router.add_get("/ws-tracked", handle_ws_tracked)
     app.router.add_get("/reset", handle_reset)

@@ -1,4 +1,4 @@
-"""What every bench server shares: the stats endpoint, the fd limit, serving on a free port."""
+"""What every bench server shares: the app and its middleware, /login, /stats, serving."""
 
 from __future__ import annotations
 
@@ -11,9 +11,52 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+import aiohttp_session
+from aiohttp import WSMsgType, web
+
+from aiohttp_session_ws import get_session_ws_id, session_ws_middleware
 
 STATS_PROVIDER: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("bench_stats")
+
+
+def new_app() -> web.Application:
+    """An app behind the middleware every contender shares (sessions in a cookie, then
+    `session_ws_middleware` from whichever aiohttp_session_ws this interpreter has),
+    with `/login` and `/stats`."""
+    app = web.Application(
+        middlewares=[
+            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
+            session_ws_middleware,
+        ]
+    )
+    app.router.add_get("/login", handle_login)
+    app.router.add_get("/stats", handle_stats)
+    return app
+
+
+async def handle_login(request: web.Request) -> web.Response:
+    """The middleware gives the new session its id; the cookie rides on this response."""
+    return web.json_response({"id": await get_session_ws_id(request)})
+
+
+async def echo(ws: web.WebSocketResponse) -> None:
+    """Echo text frames until the socket closes (so a client can tell it is open)."""
+    async for msg in ws:
+        if msg.type is WSMsgType.TEXT:
+            await ws.send_str(msg.data)
+
+
+async def respond_now(request: web.Request) -> web.StreamResponse:
+    """Write a short reset response (connection closing) before the handler returns.
+
+    A StreamResponse, because aiohttp_session refuses a prepared `web.Response`.
+    """
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response.content_length = 5
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof(b"reset")
+    return response
 
 
 def raise_fd_limit() -> int:
@@ -61,7 +104,6 @@ def parse_args(
 def serve(app: web.Application, port: int = 0) -> None:
     """Serve `app` on 127.0.0.1, print `PORT <n>` once listening, stop on SIGTERM/SIGINT."""
     raise_fd_limit()
-    app.router.add_get("/stats", handle_stats)
     asyncio.run(_serve(app, port))
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import aiohttp_session
-from aiohttp import WSMsgType, web
-from common import STATS_PROVIDER, parse_args, serve
+from aiohttp import web
+from common import STATS_PROVIDER, echo, new_app, parse_args, respond_now, serve
 
 from aiohttp_session_ws import (
     SessionWSRegistry,
@@ -20,21 +19,13 @@ from aiohttp_session_ws import (
     new_session_ws_id,
     schedule_close_all_session_ws,
     session_ws,
-    session_ws_middleware,
     setup,
 )
 
 
-async def handle_login(request: web.Request) -> web.Response:
-    """The middleware gives the new session its id; the cookie rides on this response."""
-    return web.json_response({"id": await get_session_ws_id(request)})
-
-
 async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     async with session_ws(request) as ws:
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                await ws.send_str(msg.data)
+        await echo(ws)
     return ws
 
 
@@ -52,24 +43,14 @@ async def handle_reset_direct(request: web.Request) -> web.StreamResponse:
     It takes the registry's close path without the wait for the connection to end.
     """
     session_ws_id = await get_session_ws_id(request)
-    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-    response.content_length = 5
-    response.force_close()
-    await response.prepare(request)
-    await response.write_eof(b"reset")
+    response = await respond_now(request)
     await request.app["aiohttp_session_ws_registry"].close_all_session(session_ws_id)
     return response
 
 
 def make_app(registry: Any) -> web.Application:
     """The session app around `registry` (1.1.1's or ours, or a Redis one)."""
-    app = web.Application(
-        middlewares=[
-            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
-            session_ws_middleware,
-        ]
-    )
-    app.router.add_get("/login", handle_login)
+    app = new_app()
     app.router.add_get("/ws", handle_ws)
     app.router.add_get("/reset", handle_reset)
     app.router.add_get("/reset-direct", handle_reset_direct)
