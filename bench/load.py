@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -51,7 +52,7 @@ async def open_sockets(
     """Open one websocket per URL, all presenting `cookie`."""
     headers = {"Cookie": cookie}
     return await bounded_gather(
-        [lambda url=url: http.ws_connect(url, headers=headers, autoping=False) for url in urls]
+        [partial(http.ws_connect, url, headers=headers, autoping=False) for url in urls]
     )
 
 
@@ -61,7 +62,7 @@ async def open_sessions(
     """Start `sessions` sessions with `per_session` sockets each; return cookies and sockets."""
     cookies = await bounded_gather([lambda: login(http, base)] * sessions)
     groups = await bounded_gather(
-        [lambda c=c: open_sockets(http, [base / "ws"] * per_session, c) for c in cookies],
+        [partial(open_sockets, http, [base / "ws"] * per_session, c) for c in cookies],
         limit=max(1, CONNECT_CONCURRENCY // per_session),
     )
     return cookies, [ws for group in groups for ws in group]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -40,7 +41,7 @@ async def churn(base: URL, cycles: int, progress: Progress) -> dict[str, Any]:
         for _ in range(CHECKPOINTS):
             await load.bounded_gather(
                 [
-                    lambda i=i: cycle(http, base, cookies[i % CONCURRENCY], i)
+                    partial(cycle, http, base, cookies[i % CONCURRENCY], i)
                     for i in range(done, done + chunk)
                 ],
                 limit=CONCURRENCY,
