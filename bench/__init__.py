@@ -1,0 +1,1 @@
+"""Benchmarks for aiohttp_session_ws: `python -m bench [scenario] [--quick]`."""

@@ -1,0 +1,20 @@
+"""The six scenarios of issue 6, in the order `python -m bench` runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..report import Result
+from ..runner import Mode, Progress
+from . import churn, crossnode, fanout, handshake, memory, sessions
+
+Scenario = Callable[[Mode, Progress], Awaitable[Result]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "handshake": handshake.run,
+    "fanout": fanout.run,
+    "crossnode": crossnode.run,
+    "memory": memory.run,
+    "churn": churn.run,
+    "sessions": sessions.run,
+}
