@@ -226,11 +226,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         is stuck, e.g. writing to a peer that stopped reading) are dropped too.
         """
         sockets = [ws for group in self._sessions.values() for ws in group]
-        count = await close_sockets(
-            sockets, code=code, message=message, timeout=self.close_timeout, drop_closed=True
-        )
-        self._closed["shutdown" if code == SHUTDOWN_CODE else "all"] += count
-        return count
+        reason = "shutdown" if code == SHUTDOWN_CODE else "all"
+        return await self._close(sockets, code, message, reason, drop_closed=True)
 
     async def close_all_session(self, session_ws_id: Hashable) -> int:
         """Revoke `session_ws_id` and close its sockets with the session-ended code.
@@ -269,10 +266,20 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         return await self._close(sockets, self.close_code, self.close_message, "session_ended")
 
     async def _close(
-        self, sockets: Iterable[web.WebSocketResponse], code: int, message: bytes, reason: str
+        self,
+        sockets: Iterable[web.WebSocketResponse],
+        code: int,
+        message: bytes,
+        reason: str,
+        *,
+        drop_closed: bool = False,
     ) -> int:
         count = await close_sockets(
-            list(sockets), code=code, message=message, timeout=self.close_timeout
+            list(sockets),
+            code=code,
+            message=message,
+            timeout=self.close_timeout,
+            drop_closed=drop_closed,
         )
         self._closed[reason] += count
         return count
