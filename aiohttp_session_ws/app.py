@@ -44,10 +44,14 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
 
 def get_registry(request: web.Request) -> SessionWSRegistry:
     """The registry of the request's application (sub-applications included)."""
-    config = request.config_dict
-    registry = config.get(REGISTRY_KEY)
+    # Every request passes here (the middleware): look in its own app before
+    # building the chain of parent apps.
+    registry = request.app.get(REGISTRY_KEY)
     if registry is None:
-        registry = config.get(LEGACY_REGISTRY_KEY)  # set by hand, 1.1.1 style
+        config = request.config_dict
+        registry = config.get(REGISTRY_KEY)
+        if registry is None:
+            registry = config.get(LEGACY_REGISTRY_KEY)  # set by hand, 1.1.1 style
     if not isinstance(registry, SessionWSRegistry):
         raise RuntimeError(
             "aiohttp_session_ws is not set up on this application: call "

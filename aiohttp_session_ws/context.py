@@ -37,10 +37,14 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         self.response: web.WebSocketResponse | None = None
         self.session_ws_id: Hashable | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._registry: SessionWSRegistry | None = None
 
     @property
     def registry(self) -> SessionWSRegistry:
-        return get_registry(self.request)
+        """The registry of the request's app (looked up once)."""
+        if self._registry is None:
+            self._registry = get_registry(self.request)
+        return self._registry
 
     async def __aenter__(self) -> web.WebSocketResponse:
         request = self.request

@@ -58,6 +58,8 @@ def stored_id(value: object, _depth: int = 0) -> Hashable | None:
     float such as NaN, an empty string, a structure nested too deep) is None,
     so the request gets a fresh id instead of being indexed under garbage.
     """
+    if type(value) is str:  # the common case: the default factory's hex string
+        return value or None
     if isinstance(value, list | tuple):
         if _depth >= MAX_ID_DEPTH:
             return None

@@ -165,8 +165,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
     async def keys_for(self, request: web.Request) -> tuple[Hashable, ...]:
         """The extra index keys for a socket opened by `request` (global providers first)."""
+        providers = (*_global_key_providers, *self._key_providers)
+        if not providers:
+            return ()
         keys: dict[Hashable, None] = {}
-        for provider in (*_global_key_providers, *self._key_providers):
+        for provider in providers:
             keys.update(dict.fromkeys(await provider(request)))
         return tuple(keys)
 
