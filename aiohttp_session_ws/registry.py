@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypedDict
@@ -23,6 +22,7 @@ from .codes import (
 )
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
 from .keys import ID_CHANGED
+from .options import check_seconds
 from .origin import OriginPolicy
 from .revocation import RevokedIds
 
@@ -80,13 +80,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         allowed_origins: Iterable[str] | None = None,
         allow_missing_origin: bool = True,
     ) -> None:
-        if not (math.isfinite(close_timeout) and close_timeout > 0):
-            raise ValueError("close_timeout must be a positive, finite number of seconds")
         self.id_factory = check_id_factory(id_factory)
         self.session_key = session_key
         self.close_code = validate_close_code(close_code)
         self.close_message = encode_reason(close_message)
-        self.close_timeout = close_timeout
+        self.close_timeout = check_seconds("close_timeout", close_timeout)
         self.origins = OriginPolicy(allowed_origins, allow_missing=allow_missing_origin)
         self.revoked = RevokedIds(revocation_ttl, revocation_max_size)
         self._sessions: dict[Hashable, set[web.WebSocketResponse]] = {}

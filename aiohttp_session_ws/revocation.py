@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+
+from .options import check_seconds
 
 
 class RevokedIds:
@@ -21,11 +22,9 @@ class RevokedIds:
         max_size: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not (math.isfinite(ttl) and ttl > 0):
-            raise ValueError("revocation ttl must be a positive, finite number of seconds")
         if max_size < 1:
             raise ValueError("revocation max_size must be at least 1")
-        self.ttl = ttl
+        self.ttl = check_seconds("revocation ttl", ttl)
         self.max_size = max_size
         self._clock = clock
         self._expiry: OrderedDict[Hashable, float] = OrderedDict()

@@ -253,7 +253,14 @@ async def test_id_factory_raising_fails_the_request_and_registers_nothing(
 
 @pytest.mark.parametrize(
     "option",
-    ["heartbeat_interval", "redis_timeout", "start_timeout", "reconnect_base", "reconnect_cap"],
+    [
+        "heartbeat_interval",
+        "heartbeat_ttl",
+        "redis_timeout",
+        "start_timeout",
+        "reconnect_base",
+        "reconnect_cap",
+    ],
 )
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 0])
 def test_unusable_redis_timings_fail_at_construction(option: str, value: float) -> None:

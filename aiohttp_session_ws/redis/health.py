@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
+
+from ..options import check_seconds
 
 logger = logging.getLogger("aiohttp_session_ws.redis")
 
@@ -24,9 +25,12 @@ class Backoff:
         cap: float,
         rand: Callable[[float, float], float] = random.uniform,
     ) -> None:
-        if not (0 < base <= cap and math.isfinite(cap)):
+        check_seconds("reconnect_base", base)
+        check_seconds("reconnect_cap", cap)
+        if base > cap:
             raise ValueError(
-                "reconnect delays need 0 < reconnect_base <= reconnect_cap, both finite"
+                f"reconnect_base ({base!r}) must not exceed reconnect_cap ({cap!r}); "
+                "e.g. reconnect_base=0.1, reconnect_cap=10"
             )
         self.base = base
         self.cap = cap

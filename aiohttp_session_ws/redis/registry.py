@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from contextlib import suppress
@@ -16,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
+from ..options import check_seconds
 from ..registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry, key_revocation
 from . import wire
 from .health import Backoff, Health, RateLimitedLog, logger
@@ -119,9 +119,10 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             ("redis_timeout", redis_timeout),
             ("start_timeout", start_timeout),
         ):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive, finite number of seconds")
-        ttl = heartbeat_ttl if heartbeat_ttl is not None else 3 * heartbeat_interval
+            check_seconds(name, value)
+        ttl = 3 * heartbeat_interval
+        if heartbeat_ttl is not None:
+            ttl = check_seconds("heartbeat_ttl", heartbeat_ttl)
         if ttl <= heartbeat_interval:
             raise ValueError("heartbeat_ttl must be longer than heartbeat_interval (e.g. 3x)")
         if node_id is not None and (
