@@ -192,3 +192,85 @@ async def test_clients_that_decode_responses_work_too(redis_url: str) -> None:
         await x.close()
         for node in nodes:
             await node.stop()
+
+
+async def test_connect_burst_beyond_the_client_pool_still_checks_revocations(
+    redis_url: str,
+) -> None:
+    """A node restarted into a reconnect storm knows no revocations but Redis's.
+
+    With redis-py's default non-blocking pool (100 connections in redis-py 8; 6
+    here), a burst of connects must not exhaust the pool: a `MaxConnectionsError`
+    is not an outage, and taking it for one would skip the revocation check and
+    let revoked sessions back in.
+    """
+    import asyncio
+
+    channel = f"asws-test-{uuid.uuid4().hex[:8]}"
+    small_pool = {"max_connections": 6}
+    (a,) = await start_cluster(redis_url, channel, n=1, redis_options=small_pool)
+    revoked, fresh = Browser(), Browser()
+    late: Node | None = None
+    try:
+        await revoked.get_json(a, "/id")
+        stale = revoked.cookie(a)
+        assert await revoked.get(a, "/reset") == "reset"
+        await fresh.get_json(a, "/id")
+        # C starts after the close was published: only Redis knows the id is revoked.
+        late = Node("C", redis_url, channel, small_pool)
+        await late.start()
+        stale_browser = Browser(cookie=stale)
+        try:
+            stale_ws, fresh_ws = await asyncio.gather(
+                asyncio.gather(*(stale_browser.ws(late) for _ in range(40))),
+                asyncio.gather(*(fresh.ws(late) for _ in range(40))),
+            )
+            await asyncio.gather(*(expect_close(ws, SESSION_ENDED_CODE) for ws in stale_ws))
+            await asyncio.gather(*(expect_open(ws) for ws in fresh_ws))
+            stats = late.registry.stats()
+            assert stats["refused"]["revoked"] == 40
+            assert stats["sockets"] == 40
+            assert stats["redis_up"] is True
+            await asyncio.gather(*(ws.close() for ws in fresh_ws))
+        finally:
+            await stale_browser.close()
+    finally:
+        await revoked.close()
+        await fresh.close()
+        for node in (a, late):
+            if node is not None:
+                await node.stop()
+
+
+async def test_a_pool_busy_with_the_apps_own_calls_is_waited_for_not_an_outage(
+    redis_url: str,
+) -> None:
+    """The app's slow commands fill the shared client's pool: a connect's revocation
+    check waits for a free connection (within redis_timeout) instead of skipping Redis."""
+    import asyncio
+
+    channel = f"asws-test-{uuid.uuid4().hex[:8]}"
+    (a,) = await start_cluster(redis_url, channel, n=1)
+    revoked = Browser()
+    late = Node("C", redis_url, channel, {"max_connections": 3})
+    try:
+        await revoked.get_json(a, "/id")
+        stale = Browser(cookie=revoked.cookie(a))
+        assert await revoked.get(a, "/reset") == "reset"
+        await late.start()  # its pub/sub connection is one of the three
+        key = f"{channel}:nothing"
+        busy = [asyncio.ensure_future(late.redis.blpop([key], timeout=0.3)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        try:
+            ws = await stale.ws(late)
+            await expect_close(ws, SESSION_ENDED_CODE)
+        finally:
+            await stale.close()
+            await asyncio.gather(*busy)
+        stats = late.registry.stats()
+        assert stats["refused"]["revoked"] == 1
+        assert stats["redis_up"] is True
+    finally:
+        await revoked.close()
+        await late.stop()
+        await a.stop()

@@ -195,3 +195,20 @@ async def test_without_redis_closes_stay_local_and_say_so(
     assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
     assert "abc" not in repr(stats)
     await redis.aclose()
+
+
+@pytest.mark.parametrize(("pool_size", "slots"), [(100, 49), (6, 2), (3, 1), (1, 1), (10_000, 64)])
+def test_registry_uses_at_most_half_the_client_pool(pool_size: int, slots: int) -> None:
+    from aiohttp_session_ws.redis.registry import call_slots
+
+    assert call_slots(Redis(max_connections=pool_size)) == slots
+
+
+def test_an_exhausted_pool_is_told_apart_from_a_failed_connection() -> None:
+    from redis.exceptions import ConnectionError, MaxConnectionsError
+
+    from aiohttp_session_ws.redis.registry import pool_exhausted
+
+    assert pool_exhausted(MaxConnectionsError("Too many connections"))
+    assert pool_exhausted(ConnectionError("Too many connections"))  # redis-py 5.0
+    assert not pool_exhausted(ConnectionError("Connection refused"))

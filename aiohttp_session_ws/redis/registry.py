@@ -12,6 +12,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
@@ -143,6 +144,7 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         self.redis_timeout = redis_timeout
         self.start_timeout = start_timeout
         self._health = Health(self.node_id)
+        self._slots = asyncio.Semaphore(call_slots(redis))
         self._bad_messages = RateLimitedLog()
         self._publish_errors = RateLimitedLog()
         self._listener: asyncio.Task[None] | None = None
@@ -645,13 +647,26 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         A connection error is retried once at once: pooled connections opened
         before a Redis restart fail on first use (and redis-py does not retry
         pipelines). Every call here is idempotent, a repeated close included.
+
+        At most `call_slots` calls run at once, so a burst of connects queues
+        here instead of exhausting the client's pool. A pool exhausted anyway
+        (the app shares the client) is a busy client, not an outage: the call
+        waits for a free connection, within `redis_timeout`.
         """
 
         async def attempt() -> T:
-            try:
-                return await call()
-            except RedisConnectionError:
-                return await call()
+            retried = False
+            async with self._slots:
+                while True:
+                    try:
+                        return await call()
+                    except RedisConnectionError as exc:
+                        if pool_exhausted(exc):
+                            await asyncio.sleep(POOL_BUSY_DELAY)
+                        elif retried:
+                            raise
+                        else:
+                            retried = True
 
         try:
             result = await asyncio.wait_for(attempt(), self.redis_timeout)
@@ -674,6 +689,31 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             ignored_messages=self._ignored,
             resubscribes=self._resubscribes,
         )
+
+
+POOL_BUSY_DELAY = 0.002
+"""Seconds between attempts to get a connection from an exhausted client pool."""
+
+
+def call_slots(redis: Redis) -> int:
+    """How many Redis calls one registry runs at once.
+
+    Half of the client's pool, less the pub/sub connection, at most 64: the rest
+    stays free for the app's own use of the client (e.g. `RedisStorage`).
+    """
+    size = getattr(redis.connection_pool, "max_connections", None)
+    if not isinstance(size, int) or size <= 0:
+        return 32
+    return max(1, min(64, (size - 1) // 2))
+
+
+def pool_exhausted(exc: Exception) -> bool:
+    """True for redis-py's "no free connection in the pool" (not a Redis failure).
+
+    redis-py 5.0 raises a plain ConnectionError with this message; later
+    versions raise its subclass MaxConnectionsError.
+    """
+    return isinstance(exc, MaxConnectionsError) or str(exc) == "Too many connections"
 
 
 def _check_wait(wait: float | None) -> None:
