@@ -51,31 +51,34 @@ async def close_sockets(
     A close that does not finish within `timeout` seconds is cancelled and its
     connection aborted, so one dead client cannot stall the rest.
     """
-    closed = 0
-
-    async def close_one(ws: web.WebSocketResponse) -> None:
-        nonlocal closed
-        if ws.closed or not ws.prepared:
-            return
-        # ws.close() marks the socket closed before its first await, so no
-        # other caller can count this socket too.
-        closed += 1
-        try:
-            await ws.close(code=code, message=message)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a broken transport must not stop the fan-out
-            logger.debug("error while closing a websocket", exc_info=True)
-
     sockets = list(sockets)
     if drop_closed:
         for ws in sockets:
             if ws.closed:
                 drop_transport(ws)
-    tasks = {asyncio.ensure_future(close_one(ws)): ws for ws in sockets if not ws.closed}
+    # One task per socket straight from ws.close(), which returns False when
+    # the socket was already closed (by a racing caller, say): only this
+    # call's closes count, and no wrapper coroutine is needed.
+    tasks = {
+        asyncio.ensure_future(ws.close(code=code, message=message)): ws
+        for ws in sockets
+        if ws.prepared and not ws.closed
+    }
     if not tasks:
         return 0
-    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    closed = len(pending)  # each got past the already-closed check: they are closing
+    for task in done:
+        # A close raises (or is cancelled) only after marking the socket closed: ours.
+        if task.cancelled():
+            closed += 1
+            continue
+        error = task.exception()
+        if error is not None:
+            logger.debug("error while closing a websocket", exc_info=error)
+            closed += 1
+        elif task.result():
+            closed += 1
     if pending:
         for task in pending:
             task.cancel()

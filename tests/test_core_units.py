@@ -95,3 +95,43 @@ def test_reason_limits() -> None:
 )
 def test_origin_normalization(raw: str, normal: str) -> None:
     assert normalize_origin(raw) == normal
+
+
+class _FakeSocket:
+    """The three members `close_sockets` uses; `close` behaves as given."""
+
+    def __init__(self, outcome: object, *, closed: bool = False) -> None:
+        self.outcome = outcome
+        self.closed = closed
+        self.prepared = True
+        self.calls = 0
+
+    async def close(self, *, code: int, message: bytes) -> bool:
+        self.calls += 1
+        if isinstance(self.outcome, BaseException):
+            self.closed = True
+            raise self.outcome
+        self.closed = True
+        return bool(self.outcome)
+
+
+async def test_close_sockets_counts_only_the_closes_it_made() -> None:
+    """True: closed here; False: a racing caller closed it first (not counted);
+    an error or a cancellation after the close started: closed here, logged, and
+    the rest of the fan-out goes on."""
+    import asyncio
+    from typing import Any
+
+    from aiohttp_session_ws.closing import close_sockets
+
+    sockets: list[Any] = [
+        _FakeSocket(True),
+        _FakeSocket(False),
+        _FakeSocket(True, closed=True),
+        _FakeSocket(ConnectionResetError()),
+        _FakeSocket(asyncio.CancelledError()),
+        _FakeSocket(True),
+    ]
+    count = await close_sockets(sockets, code=4001, message=b"", timeout=1.0)
+    assert count == 4
+    assert [ws.calls for ws in sockets] == [1, 1, 0, 1, 1, 1]

@@ -38,7 +38,7 @@ def start_cluster(stack: ExitStack, mode: Mode) -> tuple[dict[str, Server], Serv
 async def run(mode: Mode, progress: Progress) -> Result:
     single_rounds = mode.pick("single_rounds", 40, 200)
     many = mode.pick("many", 1000, 1000)
-    many_rounds = mode.pick("many_rounds", 3, 7)
+    many_rounds = mode.pick("many_rounds", 3, 11)
     with ExitStack() as stack:
         nodes, single = await asyncio.to_thread(start_cluster, stack, mode)
         a, b, c = (nodes[n].url for n in NODES)

@@ -19,7 +19,7 @@ def fanout_rounds(mode: Mode) -> dict[int, int]:
     """Rounds per N (many for N=1, where the p99 matters)."""
     ns: list[int] = mode.pick("ns", [1, 100, 1000, 10_000], [1, 100, 1000, 10_000])
     quick = {1: 40, 100: 8, 1000: 3, 10_000: 1}
-    full = {1: 200, 100: 20, 1000: 7, 10_000: 3}
+    full = {1: 200, 100: 20, 1000: 11, 10_000: 9}
     rounds: int | None = mode.overrides.get("rounds")
     return {n: rounds or (quick if mode.quick else full).get(n, 3) for n in ns}
 
