@@ -106,20 +106,32 @@ async def reset(http: aiohttp.ClientSession, base: URL, cookie: str, path: str =
 
 
 async def timed_reset(
-    login_on: URL, reset_on: URL, ws_on: Sequence[URL], n: int, reset_path: str = "reset"
+    login_on: URL,
+    reset_on: URL,
+    ws_on: Sequence[URL],
+    n: int,
+    reset_path: str = "reset",
+    server_cpu: bool = False,
 ) -> dict[str, Any]:
     """One session with `n` sockets round-robin over the `ws_on` servers; reset it on
-    `reset_on`; time from the reset response to the last socket seeing CLOSE."""
+    `reset_on`; time from the reset response to the last socket seeing CLOSE.
+
+    With `server_cpu`, also `reset_on`'s CPU time from just before the reset to the
+    last CLOSE, per socket (meaningful when all sockets are on that server)."""
+    cpu_us = math.nan
     async with client() as http:
         cookie = await login(http, login_on)
         urls = [ws_on[i % len(ws_on)] for i in range(n)]
         sockets = await open_sockets(http, urls, cookie)
         watcher = CloseWatcher(sockets)
+        cpu_before = (await stats(http, reset_on))["cpu"] if server_cpu else 0.0
         t_response = await reset(http, reset_on, cookie, reset_path)
         closed = await watcher.wait(timeout=10 + n / 200)
+        if server_cpu:
+            cpu_us = ((await stats(http, reset_on))["cpu"] - cpu_before) / n * 1e6
         await close_all(sockets)
     last = max(watcher.times) if watcher.times else math.nan
-    return {"delay": last - t_response, "closed": closed, "n": n}
+    return {"delay": last - t_response, "closed": closed, "n": n, "cpu_us": cpu_us}
 
 
 async def stats(http: aiohttp.ClientSession, base: URL, gc: bool = False) -> dict[str, Any]:
