@@ -31,6 +31,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     has its connection dropped, so the socket is unregistered anyway.
     """
 
+    # One instance lives as long as its socket: no per-instance __dict__.
+    __slots__ = ("_registry", "_watchdog", "options", "request", "response", "session_ws_id")
+
     def __init__(self, request: web.Request, **ws_options: Any) -> None:
         self.request = request
         self.options = ws_options
