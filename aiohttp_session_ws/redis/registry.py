@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from contextlib import suppress
+from functools import partial
 from typing import TypeVar, overload
 
 from aiohttp import web
@@ -230,6 +231,14 @@ class RedisSessionWSRegistry(SessionWSRegistry):
             for target in targets:
                 pipe.set(self._revoked_key(target), b"1", px=ttl_ms)
             await pipe.execute()
+
+    async def _are_revoked(self, targets: list[wire.JSONTarget]) -> list[object]:
+        """One round trip: whether each target is revoked in Redis (truthy if so)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for target in targets:
+                pipe.exists(self._revoked_key(target))
+            result: list[object] = await pipe.execute()
+            return result
 
     # -- closing ---------------------------------------------------------------
 
@@ -575,19 +584,11 @@ class RedisSessionWSRegistry(SessionWSRegistry):
         ]
         found: list[object] = []
         for start in range(0, len(entries), RECONCILE_BATCH):
-            batch = entries[start : start + RECONCILE_BATCH]
-
-            async def revoked(
-                batch: list[tuple[Hashable, wire.JSONTarget]] = batch,
-            ) -> list[object]:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for _, target in batch:
-                        pipe.exists(self._revoked_key(target))
-                    result: list[object] = await pipe.execute()
-                    return result
-
+            batch = [target for _, target in entries[start : start + RECONCILE_BATCH]]
             try:
-                found += await self._timed(revoked, "reconciling revocations")
+                found += await self._timed(
+                    partial(self._are_revoked, batch), "reconciling revocations"
+                )
             except Exception:
                 return  # recorded by _timed; the next re-subscription tries again
         missed = [sid for (sid, _), hit in zip(entries, found, strict=True) if hit]
