@@ -80,7 +80,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         # Register before asking whether the id is revoked: a close that runs
         # while the answer is in flight (a Redis round trip) then finds the
         # socket, and one that ran before has revoked the id already.
-        registry.register(session_ws_id, ws, keys=keys)
+        registry.register(session_ws_id, ws)  # positional: 1.1.1 overrides keep working
+        if keys:
+            registry.index_keys(session_ws_id, ws, keys)
         try:
             refused = await registry.refuses(session_ws_id, keys)
         except BaseException:  # __aexit__ will not run: undo what __aenter__ did

@@ -171,23 +171,36 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             keys.update(dict.fromkeys(await provider(request)))
         return tuple(keys)
 
-    def register(
-        self,
-        session_ws_id: Hashable,
-        wsr: web.WebSocketResponse,
-        *,
-        keys: Iterable[Hashable] = (),
-    ) -> None:
-        """Record `wsr` under `session_ws_id`, and under each extra key in `keys`."""
+    def register(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
+        """Record `wsr` under `session_ws_id`.
+
+        The 1.1.1 signature: `session_ws` calls ``register(session_ws_id, wsr)``
+        positionally, so a subclass overriding it (and calling super) keeps
+        working. Extra index keys come separately, through `index_keys`.
+        """
         self._sessions.setdefault(session_ws_id, set()).add(wsr)
+
+    def index_keys(
+        self, session_ws_id: Hashable, wsr: web.WebSocketResponse, keys: Iterable[Hashable]
+    ) -> None:
+        """Index `wsr` (registered under `session_ws_id`) under each extra key in `keys` too.
+
+        `session_ws` calls it right after `register`, with the keys of
+        `keys_for` (e.g. the user's identity). Calling it again adds keys;
+        `unregister` drops them all. Keys are looked up with `sockets_for_key`
+        and closed with `close_all_key`.
+        """
         extra = tuple(keys)
-        if extra:
-            self._socket_keys[wsr] = (session_ws_id, extra)
-            for key in extra:
-                self._keys.setdefault(key, set()).add(wsr)
+        if not extra:
+            return
+        _, known = self._socket_keys.get(wsr, (session_ws_id, ()))
+        added = tuple(key for key in dict.fromkeys(extra) if key not in known)
+        self._socket_keys[wsr] = (session_ws_id, known + added)
+        for key in added:
+            self._keys.setdefault(key, set()).add(wsr)
 
     def unregister(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
-        """Forget `wsr`. Unknown pairs are ignored, so calling twice is safe."""
+        """Forget `wsr` and its extra keys. Unknown pairs are ignored, so calling twice is safe."""
         _discard(self._sessions, session_ws_id, wsr)
         _, keys = self._socket_keys.pop(wsr, (None, ()))
         for key in keys:

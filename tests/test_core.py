@@ -376,7 +376,8 @@ async def test_missing_setup_says_how_to_fix(aiohttp_client: Any) -> None:
 async def test_unregister_is_idempotent_and_closing_never_raises(aiohttp_client: Any) -> None:
     registry = SessionWSRegistry()
     unprepared = web.WebSocketResponse()
-    registry.register("sid", unprepared, keys=[("user", "x")])
+    registry.register("sid", unprepared)
+    registry.index_keys("sid", unprepared, [("user", "x")])
     assert await registry.close_all_session("sid") == 0  # never prepared: skipped, no error
     assert await registry.close_all_key(("user", "x")) == 0
     registry.unregister("sid", unprepared)
