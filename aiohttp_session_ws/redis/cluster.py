@@ -1,0 +1,437 @@
+"""`ClusterSessionWSRegistry`: the core registry plus closes shared through a broker.
+
+It composes small parts, each with one job, around a `Transport` (the broker):
+
+- `SharedRevocations` (revocations.py): revoked ids as expiring marks in the broker;
+- close kinds (kinds.py): what a session or key close writes, does and reconciles;
+- `Listener` (listener.py): the subscription, re-made with backoff;
+- `Membership` (membership.py): heartbeats announcing this node while it listens;
+- `Publisher` (publisher.py) with `AckBook` (acks.py): this node's closes, and the
+  answers to those that wait for them;
+- `BoundedCalls` and `Health` (calls.py, health.py): every broker call bounded by
+  `redis_timeout`, outages logged once.
+
+`RedisSessionWSRegistry` is this class over `RedisTransport`; another broker needs
+only another `Transport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Hashable, Iterable
+from contextlib import suppress
+from typing import overload
+
+from aiohttp import web
+
+from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
+from ..ids import IdFactory, default_id_factory, fingerprint
+from ..options import check_seconds
+from ..registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry
+from . import wire
+from .calls import BoundedCalls
+from .health import Backoff, Health, RateLimitedLog, logger
+from .kinds import CloseKind, KeyCloses, SessionCloses
+from .listener import Listener
+from .membership import Membership
+from .publisher import Publisher
+from .result import ClusterCloseResult, ClusterPublishError
+from .revocations import SharedRevocations, target_or_none
+from .transport import Delivery, Transport
+
+RECONCILE_BATCH = 500
+"""Session ids checked per broker round trip when reconciling."""
+
+
+class ClusterRegistryStats(RegistryStats):
+    """`RegistryStats` plus the cluster's counters (no ids, no identities)."""
+
+    redis_up: bool
+    subscribed: bool
+    publish_failures: int
+    remote_closes: int
+    ignored_messages: int
+    resubscribes: int
+
+
+class ClusterSessionWSRegistry(SessionWSRegistry):
+    """A `SessionWSRegistry` whose closes reach every node sharing one broker.
+
+    See `RedisSessionWSRegistry` for the behaviour; this class holds it for any
+    `Transport`. Options are those of `RedisSessionWSRegistry` but the client.
+    """
+
+    reconcile_batch = RECONCILE_BATCH
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        node_id: str | None = None,
+        heartbeat_interval: float = 5.0,
+        heartbeat_ttl: float | None = None,
+        reconnect_base: float = 0.1,
+        reconnect_cap: float = 10.0,
+        redis_timeout: float = 1.0,
+        start_timeout: float = 5.0,
+        id_factory: IdFactory = default_id_factory,
+        session_key: str = DEFAULT_SESSION_KEY,
+        close_code: int = SESSION_ENDED_CODE,
+        close_message: str | bytes = SESSION_ENDED_REASON,
+        close_timeout: float = 2.0,
+        revocation_ttl: float = 600.0,
+        revocation_max_size: int = 100_000,
+        allowed_origins: Iterable[str] | None = None,
+        allow_missing_origin: bool = True,
+    ) -> None:
+        super().__init__(
+            id_factory=id_factory,
+            session_key=session_key,
+            close_code=close_code,
+            close_message=close_message,
+            close_timeout=close_timeout,
+            revocation_ttl=revocation_ttl,
+            revocation_max_size=revocation_max_size,
+            allowed_origins=allowed_origins,
+            allow_missing_origin=allow_missing_origin,
+        )
+        for name, value in (
+            ("heartbeat_interval", heartbeat_interval),
+            ("redis_timeout", redis_timeout),
+            ("start_timeout", start_timeout),
+        ):
+            check_seconds(name, value)
+        ttl = 3 * heartbeat_interval
+        if heartbeat_ttl is not None:
+            ttl = check_seconds("heartbeat_ttl", heartbeat_ttl)
+        if ttl <= heartbeat_interval:
+            raise ValueError("heartbeat_ttl must be longer than heartbeat_interval (e.g. 3x)")
+        if node_id is not None and (
+            not isinstance(node_id, str) or not 0 < len(node_id) <= wire.MAX_NAME
+        ):
+            raise ValueError(
+                f"node_id must be a non-empty str of at most {wire.MAX_NAME} characters, "
+                "unique per process (or leave it out for a random one)"
+            )
+        backoff = Backoff(reconnect_base, reconnect_cap)  # validates the delays
+        self.transport = transport
+        self.node_id = node_id or uuid.uuid4().hex[:12]
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_ttl = ttl
+        self.reconnect_base = reconnect_base
+        self.reconnect_cap = reconnect_cap
+        self.redis_timeout = redis_timeout
+        self.start_timeout = start_timeout
+        self._health = Health(self.node_id)
+        self._calls = BoundedCalls(self._health, redis_timeout)
+        self.shared = SharedRevocations(transport, self._calls, self.revoked.ttl)
+        self.kinds: dict[str, CloseKind] = {
+            kind.scope: kind for kind in (SessionCloses(self), KeyCloses(self))
+        }
+        self._listener = Listener(
+            transport, self.node_id, self._health, backoff, self._on_subscribed, self._dispatch
+        )
+        self._membership = Membership(
+            transport,
+            self._calls,
+            self.node_id,
+            heartbeat_interval,
+            ttl,
+            live=lambda: self._listener.subscribed,
+        )
+        self._publisher = Publisher(transport, self._calls, self._membership, self.node_id)
+        self._bad_messages = RateLimitedLog()
+        self._publish_errors = RateLimitedLog()
+        self._background: list[asyncio.Task[None]] = []
+        self._remote_closes = 0
+        self._ignored = 0
+        self._resubscribes = 0
+
+    @property
+    def broker_up(self) -> bool:
+        """Whether the broker answered the last call made to it."""
+        return self._health.up
+
+    def session_of(self, ws: web.WebSocketResponse) -> Hashable | None:
+        """The session id of a socket registered with extra keys (else None)."""
+        entry = self._socket_keys.get(ws)
+        return None if entry is None else entry[0]
+
+    async def close_sockets(self, sockets: Iterable[web.WebSocketResponse]) -> int:
+        """Close `sockets` as ended sessions (code and reason of this registry)."""
+        return await self._close(sockets, self.close_code, self.close_message, "session_ended")
+
+    # -- ids and keys must travel as JSON --------------------------------------
+
+    async def generate_id(self, request: web.Request) -> Hashable:
+        """Make a new id, refusing one that cannot be sent to other nodes."""
+        session_ws_id = await super().generate_id(request)
+        wire.to_json_target(session_ws_id, "id")
+        return session_ws_id
+
+    async def keys_for(self, request: web.Request) -> tuple[Hashable, ...]:
+        """The extra index keys for a socket, refusing ones that cannot be sent."""
+        keys = await super().keys_for(request)
+        for key in keys:
+            wire.to_json_target(key, "key")
+        return keys
+
+    # -- revocation ------------------------------------------------------------
+
+    async def revoke(self, session_ws_id: Hashable) -> None:
+        """Revoke locally, and in the broker (with the TTL) when it is reachable."""
+        self.revoked.add(session_ws_id)
+        target = target_or_none(session_ws_id)
+        if target is None or not self._health.up:
+            return
+        with suppress(Exception):  # recorded by the bounded call; the close will report it
+            await self.shared.add([target], "revoking an id")
+
+    async def is_revoked(self, session_ws_id: Hashable) -> bool:
+        """Check this node's memory, then the broker (skipped while it is down)."""
+        if session_ws_id in self.revoked:
+            return True
+        target = target_or_none(session_ws_id)
+        if target is None or not self._health.up:
+            return False
+        try:
+            found = await self.shared.contains(target)
+        except Exception:
+            return False
+        if found:
+            self.revoked.add(session_ws_id)
+            return True
+        return False
+
+    # -- closing ---------------------------------------------------------------
+
+    @overload
+    async def close_all_session(self, session_ws_id: Hashable) -> int: ...
+    @overload
+    async def close_all_session(
+        self, session_ws_id: Hashable, *, wait: float
+    ) -> ClusterCloseResult: ...
+    @overload
+    async def close_all_session(
+        self, session_ws_id: Hashable, *, wait: float | None
+    ) -> int | ClusterCloseResult: ...
+
+    async def close_all_session(
+        self, session_ws_id: Hashable, *, wait: float | None = None
+    ) -> int | ClusterCloseResult:
+        """Revoke `session_ws_id` everywhere and close its sockets on every node.
+
+        Without `wait`, returns how many sockets this node closed (an int, as in
+        the core). With `wait=seconds`, waits up to that long for the other
+        nodes and returns a `ClusterCloseResult`. Raises `ClusterPublishError`
+        (after closing the local sockets) if the broker could not be reached, and
+        `TypeError` (before doing anything) for an id that is not JSON-encodable.
+        """
+        _check_wait(wait)
+        wire.to_json_target(session_ws_id, "id")
+        self.revoked.add(session_ws_id)
+        result = await self._publisher.close(self.kinds["session"], session_ws_id, wait)
+        return result if wait is not None else result.local
+
+    @overload
+    async def close_all_key(self, key: Hashable) -> int: ...
+    @overload
+    async def close_all_key(self, key: Hashable, *, wait: float) -> ClusterCloseResult: ...
+    @overload
+    async def close_all_key(
+        self, key: Hashable, *, wait: float | None
+    ) -> int | ClusterCloseResult: ...
+
+    async def close_all_key(
+        self, key: Hashable, *, wait: float | None = None
+    ) -> int | ClusterCloseResult:
+        """Close the sockets under an index key (e.g. ``("identity", "alice")``) on every node.
+
+        Each node revokes, in the broker and locally, the key within the sessions
+        of the sockets it closes before closing them, so those sessions are
+        refused on any node while they still carry the key (see the core's
+        `close_local_key`). Returns and raises as `close_all_session` does.
+        """
+        _check_wait(wait)
+        wire.to_json_target(key, "key")
+        result = await self._publisher.close(self.kinds["key"], key, wait)
+        return result if wait is not None else result.local
+
+    async def schedule_close_all_session(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> None:
+        """As in the core; a close the broker could not carry is logged, not lost silently."""
+        session_ws_id = await self.get_id(request)
+        if session_ws_id is None:
+            return
+        await self.revoke(session_ws_id)
+        self.after_response(request, response, lambda: self._close_reporting(session_ws_id))
+
+    async def _close_reporting(self, session_ws_id: Hashable) -> None:
+        try:
+            await self.close_all_session(session_ws_id)
+        except ClusterPublishError as exc:
+            self._publish_errors.warning(
+                "node %s: the scheduled close of session %s reached this node only: %s",
+                self.node_id,
+                fingerprint(session_ws_id),
+                exc,
+            )
+        except TypeError:
+            await self.close_local_session(session_ws_id)
+            raise
+
+    # -- the other nodes' closes -----------------------------------------------
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        try:
+            self._on_delivery(delivery)
+        except Exception:  # a bug in handling one message must not end the listener
+            self._ignored += 1
+            logger.exception("node %s: error while handling a message", self.node_id)
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        try:
+            message = wire.decode(delivery.data)
+            if isinstance(message, wire.AckMessage):
+                if not delivery.for_acks:
+                    raise wire.MessageError("an ack outside this node's ack channel")
+                self._publisher.acks.deliver(message)
+                return
+            if delivery.for_acks:
+                raise wire.MessageError("a close outside the channel")
+        except wire.MessageError as exc:
+            self._ignored += 1
+            self._bad_messages.warning(
+                "node %s: ignored a message on %s: %s", self.node_id, delivery.channel, exc
+            )
+            return
+        if message.origin != self.node_id:  # the publisher closed its own sockets already
+            self.spawn(self._apply(message))
+
+    async def _apply(self, message: wire.CloseMessage) -> None:
+        self._remote_closes += 1
+        closed = await self.kinds[message.scope].apply(message.target)
+        logger.debug(
+            "node %s: closed %d socket(s) for %s %s from node %s",
+            self.node_id,
+            closed,
+            message.scope,
+            fingerprint(message.target),
+            message.origin,
+        )
+        if message.request is not None:
+            ack = wire.encode_ack(message.request, self.node_id, closed)
+            with suppress(Exception):
+                await self._calls(
+                    lambda: self.transport.publish_ack(message.origin, ack),
+                    "acknowledging a close",
+                )
+
+    def _on_subscribed(self) -> None:
+        if self._membership.announced.is_set() or self._resubscribes or self._health.outages:
+            self._resubscribes += 1
+            self.spawn(self._reconcile())
+        self._membership.wake()  # announce ourselves at once
+
+    async def _reconcile(self) -> None:
+        """After a re-subscription, apply the closes of every kind missed meanwhile.
+
+        Pub/sub keeps nothing for a node whose subscription was down; each kind
+        finds what it missed in the broker's marks.
+        """
+        for kind in self.kinds.values():
+            await kind.reconcile()
+
+    # -- background work -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe and start the heartbeat; wait (up to `start_timeout`) to be announced."""
+        await super().start()
+        if self._background:
+            return
+        self._listener.stopping = self._membership.stopping = False
+        self._background = [
+            asyncio.create_task(
+                self._listener.run(), name=f"aiohttp_session_ws.redis listener {self.node_id}"
+            ),
+            asyncio.create_task(
+                self._membership.run(), name=f"aiohttp_session_ws.redis heartbeat {self.node_id}"
+            ),
+        ]
+        try:
+            await asyncio.wait_for(self._membership.announced.wait(), self.start_timeout)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "node %s: not subscribed to Redis after %.1fs; serving anyway, cluster "
+                "closes start once Redis answers",
+                self.node_id,
+                self.start_timeout,
+            )
+
+    async def stop(self) -> None:
+        """Stop the subscription and heartbeat, leave the cluster, finish pending work."""
+        tasks, self._background = self._background, []
+        self._listener.stopping = self._membership.stopping = True
+        await self._end(tasks)
+        self._listener.subscribed = False
+        self._membership.announced.clear()
+        self._publisher.acks.release_all()
+        if self._health.up:
+            with suppress(Exception):
+                await self._membership.leave()
+        pending = set(self._tasks)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.close_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        await super().stop()
+
+    async def _end(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Cancel the background tasks and wait for them, boundedly.
+
+        redis-py can lose a cancellation while its pub/sub connection reconnects
+        (right after a Redis restart it surfaced as an ordinary error, so the
+        listener looped on and `stop`, and with it the app's cleanup, waited
+        forever); the loops therefore also check `stopping`. A task still
+        running after `redis_timeout` has its connection dropped, which ends its
+        read; one that survives even that is abandoned with a warning.
+        """
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=self.redis_timeout) if tasks else ((), ())
+        if not pending:
+            return
+        await self._listener.abort(self.redis_timeout)
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=self.redis_timeout)
+        if pending:
+            logger.warning(
+                "node %s: %d Redis task(s) did not stop within %.1fs; abandoned",
+                self.node_id,
+                len(pending),
+                2 * self.redis_timeout,
+            )
+
+    # -- metrics ---------------------------------------------------------------
+
+    def stats(self) -> ClusterRegistryStats:
+        """The core counts plus broker state, publish failures and messages handled."""
+        return ClusterRegistryStats(
+            **super().stats(),
+            redis_up=self._health.up,
+            subscribed=self._listener.subscribed,
+            publish_failures=self._publisher.failures,
+            remote_closes=self._remote_closes,
+            ignored_messages=self._ignored,
+            resubscribes=self._resubscribes,
+        )
+
+
+def _check_wait(wait: float | None) -> None:
+    if wait is not None and (isinstance(wait, bool) or not wait > 0):
+        raise ValueError(f"wait must be a positive number of seconds or None, got {wait!r}")

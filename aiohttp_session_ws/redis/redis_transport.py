@@ -1,0 +1,221 @@
+"""`RedisTransport`: the cluster's `Transport` over Redis pub/sub, strings and a set.
+
+Redis names, all under `channel`: the channels ``{channel}`` (closes) and
+``{channel}:ack:<node>`` (answers), marks as strings ``{channel}:<mark name>``
+(``{channel}:revoked:<sha256>``), and members as ``{channel}:node:<node>``
+strings (expiring) listed in the set ``{channel}:nodes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
+
+from .transport import Delivery, Event, Mark, Pong, Subscribed
+
+T = TypeVar("T")
+
+POOL_BUSY_DELAY = 0.002
+"""Seconds between attempts to get a connection from an exhausted client pool."""
+
+
+def call_slots(redis: Redis) -> int:
+    """How many Redis calls one registry runs at once.
+
+    Half of the client's pool, less the pub/sub connection, at most 64: the rest
+    stays free for the app's own use of the client (e.g. `RedisStorage`).
+    """
+    size = getattr(redis.connection_pool, "max_connections", None)
+    if not isinstance(size, int) or size <= 0:
+        return 32
+    return max(1, min(64, (size - 1) // 2))
+
+
+def pool_exhausted(exc: Exception) -> bool:
+    """True for redis-py's "no free connection in the pool" (not a Redis failure).
+
+    redis-py 5.0 raises a plain ConnectionError with this message; later
+    versions raise its subclass MaxConnectionsError.
+    """
+    return isinstance(exc, MaxConnectionsError) or str(exc) == "Too many connections"
+
+
+class RedisTransport:
+    """Implements `Transport` with one `redis.asyncio.Redis` client (the caller's)."""
+
+    def __init__(self, redis: Redis, channel: str) -> None:
+        self.redis = redis
+        self.channel = channel
+        self._slots = asyncio.Semaphore(call_slots(redis))
+
+    def ack_channel(self, node: str) -> str:
+        """Where other nodes send `node` their acknowledgements."""
+        return f"{self.channel}:ack:{node}"
+
+    def _key(self, mark: str) -> str:
+        return f"{self.channel}:{mark}"
+
+    @property
+    def _nodes_key(self) -> str:
+        return f"{self.channel}:nodes"
+
+    def _node_key(self, node: str) -> str:
+        return f"{self.channel}:node:{node}"
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis call in a slot, retrying a broken pooled connection once.
+
+        Pooled connections opened before a Redis restart fail on first use (and
+        redis-py does not retry pipelines); every call here is idempotent. At
+        most `call_slots` calls run at once, so a burst of connects queues here
+        instead of exhausting the client's pool. A pool exhausted anyway (the
+        app shares the client) is a busy client, not an outage: the call waits
+        for a free connection (the caller bounds the wait).
+        """
+        retried = False
+        async with self._slots:
+            while True:
+                try:
+                    return await call()
+                except RedisConnectionError as exc:
+                    if pool_exhausted(exc):
+                        await asyncio.sleep(POOL_BUSY_DELAY)
+                    elif retried:
+                        raise
+                    else:
+                        retried = True
+
+    # -- messages ----------------------------------------------------------------
+
+    def subscription(self, node: str) -> RedisSubscription:
+        return RedisSubscription(self.redis, self.channel, self.ack_channel(node))
+
+    async def publish_close(self, payload: bytes, marks: Sequence[Mark]) -> None:
+        """One round trip: SET each mark with its TTL, then PUBLISH, in that order."""
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for mark in marks:
+                    pipe.set(self._key(mark.name), mark.value, px=_ms(mark.ttl))
+                pipe.publish(self.channel, payload)
+                await pipe.execute()
+
+        await self._call(run)
+
+    async def publish_ack(self, node: str, payload: bytes) -> None:
+        await self._call(lambda: self.redis.publish(self.ack_channel(node), payload))
+
+    # -- marks -------------------------------------------------------------------
+
+    async def write_marks(self, marks: Sequence[Mark]) -> None:
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for mark in marks:
+                    pipe.set(self._key(mark.name), mark.value, px=_ms(mark.ttl))
+                await pipe.execute()
+
+        await self._call(run)
+
+    async def read_marks(self, names: Sequence[str]) -> list[bytes | None]:
+        if not names:
+            return []
+        values = await self._call(lambda: self.redis.mget([self._key(n) for n in names]))
+        return [None if v is None else v.encode() if isinstance(v, str) else v for v in values]
+
+    # -- members -----------------------------------------------------------------
+
+    async def announce(self, node: str, ttl: float) -> None:
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._node_key(node), b"1", px=_ms(ttl))
+                pipe.sadd(self._nodes_key, node)
+                await pipe.execute()
+
+        await self._call(run)
+
+    async def retire(self, node: str) -> None:
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(self._node_key(node))
+                pipe.srem(self._nodes_key, node)
+                await pipe.execute()
+
+        await self._call(run)
+
+    async def live_nodes(self) -> set[str]:
+        """Nodes whose heartbeat key has not expired; forgets the expired ones."""
+
+        async def run() -> set[str]:
+            members = sorted(text(m) for m in await self.redis.smembers(self._nodes_key))
+            if not members:
+                return set()
+            values = await self.redis.mget([self._node_key(m) for m in members])
+            dead = [m for m, value in zip(members, values, strict=True) if value is None]
+            if dead:
+                await self.redis.srem(self._nodes_key, *dead)
+            return {m for m, value in zip(members, values, strict=True) if value is not None}
+
+        return await self._call(run)
+
+
+class RedisSubscription:
+    """A redis-py `PubSub` on the close channel and one node's ack channel."""
+
+    def __init__(self, redis: Redis, channel: str, ack_channel: str) -> None:
+        self._pubsub = redis.pubsub()
+        self.channel = channel
+        self.ack_channel = ack_channel
+
+    async def open(self) -> None:
+        await self._pubsub.subscribe(self.channel, self.ack_channel)
+
+    async def receive(self, timeout: float | None) -> Event | None:
+        """The next event; with a `timeout`, None once it passed (or early, after
+        a message of no interest, such as redis-py's own health-check answer)."""
+        while True:
+            message = await self._pubsub.get_message(timeout=timeout)
+            event = self._event(message) if message is not None else None
+            if event is not None or timeout is not None:
+                return event
+
+    def _event(self, message: dict[str, object]) -> Event | None:
+        kind = text(message.get("type"))
+        if kind == "message":
+            channel = text(message.get("channel"))
+            return Delivery(channel, channel == self.ack_channel, message.get("data"))
+        if kind == "subscribe" and _count(message.get("data")) >= 2:
+            return Subscribed()
+        if kind == "pong":
+            return Pong(text(message.get("data")))
+        return None
+
+    async def ping(self, token: str) -> None:
+        await self._pubsub.ping(token)
+
+    async def close(self) -> None:
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def abort(self) -> None:
+        connection = self._pubsub.connection
+        if connection is not None:
+            await connection.disconnect()
+
+
+def text(value: object) -> str:
+    """A Redis reply as text, whether the client decodes responses or not."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
