@@ -22,9 +22,11 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     On enter it checks the Origin allow-list (403) and that the request is an
     upgrade (426), ensures the session has a websocket id (saving the session
     cookie on the 101 response when that changed it), upgrades, and registers
-    the socket. A socket presenting a revoked id is accepted and closed at once
-    with the session-ended code (it is registered before the revocation check,
-    so a close racing the check cannot miss it). On exit the socket is unregistered.
+    the socket. A socket presenting a revoked id, or carrying a key closed
+    since its handshake began (see `SessionWSRegistry.close_mark`), is accepted
+    and closed at once with the session-ended code (it is registered before
+    that check, so a close racing the check cannot miss it). On exit the
+    socket is unregistered.
 
     `ws_options` go to `web.WebSocketResponse` (e.g. `heartbeat=`, `protocols=`).
     With `heartbeat=`, a handler left blocked in a send after its peer vanished
@@ -64,6 +66,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         session_ws_id = await registry.get_id(request)
         if session_ws_id is None:
             session_ws_id = await registry.new_id(request)
+        # Taken before the keys are computed: a key closed while they are
+        # (an identity lookup may take a while) refuses the socket below.
+        mark = registry.close_mark()
         keys = await registry.keys_for(request)
         if request.get(ID_CHANGED):
             # aiohttp_session saves nothing for a websocket response: the new
@@ -82,9 +87,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         # socket, and one that ran before has revoked the id already.
         registry.register(session_ws_id, ws)  # positional: 1.1.1 overrides keep working
         if keys:
-            registry.index_keys(session_ws_id, ws, keys)
+            registry.index_keys(session_ws_id, ws, keys, mark=mark)
         try:
-            refused = await registry.refuses(session_ws_id, keys)
+            refused = await registry.refuses(session_ws_id, keys, mark)
         except BaseException:  # __aexit__ will not run: undo what __aenter__ did
             registry.unregister(session_ws_id, ws)
             if self._watchdog is not None:
@@ -92,7 +97,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             raise
         if refused:
             registry.unregister(session_ws_id, ws)
-            registry.count_refused("revoked")
+            registry.count_refused(refused)
             await close_sockets(
                 [ws],
                 code=registry.close_code,

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import aiohttp_session
 from aiohttp import web
@@ -21,6 +21,7 @@ from .codes import (
     validate_close_code,
 )
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
+from .key_closes import KeyCloses
 from .keys import ID_CHANGED
 from .options import check_seconds
 from .origin import OriginPolicy
@@ -87,10 +88,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self.close_timeout = check_seconds("close_timeout", close_timeout)
         self.origins = OriginPolicy(allowed_origins, allow_missing=allow_missing_origin)
         self.revoked = RevokedIds(revocation_ttl, revocation_max_size)
+        self.key_closes = KeyCloses(revocation_ttl, revocation_max_size)
         self._sessions: dict[Hashable, set[web.WebSocketResponse]] = {}
         self._keys: dict[Hashable, set[web.WebSocketResponse]] = {}
-        # Only sockets with extra keys appear here: socket -> (session id, keys).
-        self._socket_keys: dict[web.WebSocketResponse, tuple[Hashable, tuple[Hashable, ...]]] = {}
+        # Only sockets with extra keys appear here.
+        self._socket_keys: dict[web.WebSocketResponse, SocketKeys] = {}
         self._key_providers: list[KeyProvider] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed: Counter[str] = Counter()
@@ -171,6 +173,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             keys.update(dict.fromkeys(await provider(request)))
         return tuple(keys)
 
+    def close_mark(self) -> int:
+        """The close sequence now. Take it before computing a socket's keys and pass
+        it to `index_keys` and `refuses`: a key closed after it refuses the socket."""
+        return self.key_closes.mark
+
     def register(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
         """Record `wsr` under `session_ws_id`.
 
@@ -181,29 +188,41 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self._sessions.setdefault(session_ws_id, set()).add(wsr)
 
     def index_keys(
-        self, session_ws_id: Hashable, wsr: web.WebSocketResponse, keys: Iterable[Hashable]
+        self,
+        session_ws_id: Hashable,
+        wsr: web.WebSocketResponse,
+        keys: Iterable[Hashable],
+        *,
+        mark: int | None = None,
     ) -> None:
         """Index `wsr` (registered under `session_ws_id`) under each extra key in `keys` too.
 
         `session_ws` calls it right after `register`, with the keys of
         `keys_for` (e.g. the user's identity). Calling it again adds keys;
         `unregister` drops them all. Keys are looked up with `sockets_for_key`
-        and closed with `close_all_key`.
+        and closed with `close_all_key`. `mark` is the `close_mark()` taken
+        before `keys` were computed (default: now); the socket keeps it, so a
+        reconciliation after an outage can tell which key closes it missed.
         """
         extra = tuple(keys)
         if not extra:
             return
-        _, known = self._socket_keys.get(wsr, (session_ws_id, ()))
-        added = tuple(key for key in dict.fromkeys(extra) if key not in known)
-        self._socket_keys[wsr] = (session_ws_id, known + added)
+        known = self._socket_keys.get(wsr)
+        if mark is None:
+            mark = self.close_mark()
+        if known is not None:  # a socket keeps its oldest mark (fail closed)
+            mark = min(mark, known.mark)
+        old_keys = known.keys if known is not None else ()
+        added = tuple(key for key in dict.fromkeys(extra) if key not in old_keys)
+        self._socket_keys[wsr] = SocketKeys(session_ws_id, old_keys + added, mark)
         for key in added:
             self._keys.setdefault(key, set()).add(wsr)
 
     def unregister(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
         """Forget `wsr` and its extra keys. Unknown pairs are ignored, so calling twice is safe."""
         _discard(self._sessions, session_ws_id, wsr)
-        _, keys = self._socket_keys.pop(wsr, (None, ()))
-        for key in keys:
+        entry = self._socket_keys.pop(wsr, None)
+        for key in entry.keys if entry is not None else ():
             _discard(self._keys, key, wsr)
 
     def sockets_for_key(self, key: Hashable) -> frozenset[web.WebSocketResponse]:
@@ -220,14 +239,23 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         """True if `session_ws_id` was revoked and has not expired."""
         return session_ws_id in self.revoked
 
-    async def refuses(self, session_ws_id: Hashable, keys: Iterable[Hashable] = ()) -> bool:
-        """True if a socket of `session_ws_id` carrying `keys` must be closed at once."""
+    async def refuses(
+        self, session_ws_id: Hashable, keys: Iterable[Hashable] = (), mark: int | None = None
+    ) -> str | None:
+        """Why a socket of `session_ws_id` carrying `keys` must be closed at once, or None.
+
+        "revoked": its id, or one of its keys within its session, is revoked.
+        "key_closed": one of its keys was closed after `mark` (its `close_mark()`).
+        """
+        keys = tuple(keys)
         if await self.is_revoked(session_ws_id):
-            return True
+            return "revoked"
         for key in keys:
             if await self.is_revoked(key_revocation(session_ws_id, key)):
-                return True
-        return False
+                return "revoked"
+        if mark is not None and self.key_closes.closed_since(keys, mark):
+            return "key_closed"
+        return None
 
     # -- closing -----------------------------------------------------------
 
@@ -270,14 +298,21 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
         Only the (session, key) pair is revoked: a session that no longer
         carries `key` when it reconnects (its user was logged out) may open
-        sockets again, one that still does is closed at once.
+        sockets again, one that still does is closed at once. The close is
+        numbered in the close sequence first, so a socket whose handshake
+        computed `key` before this and registers after it is refused.
         """
+        self.note_key_close(key)
         sockets = list(self._keys.get(key, ()))
         if not sockets:
             return 0
         for ws in sockets:
-            self.revoked.add(key_revocation(self._socket_keys[ws][0], key))
+            self.revoked.add(key_revocation(self._socket_keys[ws].session_ws_id, key))
         return await self._close(sockets, self.close_code, self.close_message, "session_ended")
+
+    def note_key_close(self, key: Hashable) -> None:
+        """Number a close of `key` in the close sequence (before its sockets are closed)."""
+        self.key_closes.close(key)
 
     async def _close(
         self,
@@ -392,6 +427,15 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             closed=dict(self._closed),
             refused=dict(self._refused),
         )
+
+
+class SocketKeys(NamedTuple):
+    """What the registry keeps about a socket with extra keys."""
+
+    session_ws_id: Hashable
+    keys: tuple[Hashable, ...]
+    mark: int
+    """The close sequence taken before its keys were computed."""
 
 
 def key_revocation(session_ws_id: Hashable, key: Hashable) -> tuple[str, Hashable, Hashable]:
