@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 
 from ..registry import add_global_key_provider
 from .api import forget, remember, setup
+from .generations import MemoryGenerations, RedisGenerations, UserGenerations
 from .identity import (
     close_all_identity_ws,
     identity_key,
@@ -26,7 +27,10 @@ from .policy import SessionWSIdentityPolicy
 add_global_key_provider(identity_keys)
 
 __all__ = [
+    "MemoryGenerations",
+    "RedisGenerations",
     "SessionWSIdentityPolicy",
+    "UserGenerations",
     "close_all_identity_ws",
     "forget",
     "identity_key",

@@ -11,6 +11,7 @@ from aiohttp_security.api import IDENTITY_KEY
 
 from .. import app as core_app
 from ..registry import SessionWSRegistry
+from .generations import UserGenerations
 from .policy import SessionWSIdentityPolicy
 
 
@@ -63,18 +64,27 @@ def setup(
     identity_policy: AbstractIdentityPolicy,
     autz_policy: AbstractAuthorizationPolicy,
     registry: SessionWSRegistry | None = None,
+    *,
+    generations: UserGenerations | None = None,
 ) -> SessionWSIdentityPolicy:
     """Set up aiohttp_security with the wrapped `identity_policy`, and the websocket
     registry (a new `SessionWSRegistry` if None), in one call.
 
-    aiohttp_session's middleware, then `session_ws_middleware`, still go in
-    `app.middlewares`. Returns the installed policy.
+    `generations` (e.g. `MemoryGenerations()`, or `RedisGenerations(redis)` in a
+    cluster) turns on per-user login generations: "log out everywhere" then logs
+    the user's other sessions out over HTTP too. aiohttp_session's middleware,
+    then `session_ws_middleware`, still go in `app.middlewares`. Returns the
+    installed policy.
     """
-    policy = (
-        identity_policy
-        if isinstance(identity_policy, SessionWSIdentityPolicy)
-        else SessionWSIdentityPolicy(identity_policy)
-    )
+    if isinstance(identity_policy, SessionWSIdentityPolicy):
+        if generations is not None and generations is not identity_policy.generations:
+            raise ValueError(
+                "the identity policy is already wrapped: pass generations= to "
+                "SessionWSIdentityPolicy(...) or to setup(), not both"
+            )
+        policy = identity_policy
+    else:
+        policy = SessionWSIdentityPolicy(identity_policy, generations=generations)
     existing = app.get(core_app.REGISTRY_KEY)
     if existing is not None and registry is not None and registry is not existing:
         raise ValueError(

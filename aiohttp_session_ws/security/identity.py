@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 import aiohttp_security
 from aiohttp import web
@@ -11,6 +12,7 @@ from aiohttp_security.api import IDENTITY_KEY
 
 from ..app import REGISTRY_KEY, get_registry
 from ..ids import fingerprint
+from .policy import SessionWSIdentityPolicy
 
 logger = logging.getLogger("aiohttp_session_ws.security")
 
@@ -53,7 +55,11 @@ async def schedule_close_all_identity_ws(
     `identity` is the user id (as `aiohttp_security.authorized_userid` returns
     it); None means the current user, looked up now, so call this before
     `forget`. Returns the targeted user id, or None if the current user is
-    anonymous (nothing is scheduled). The user is revoked within the closed sockets' sessions.
+    anonymous (nothing is scheduled). The user is revoked within the closed
+    sockets' sessions. With login generations on (`generations=`), the user's
+    generation is bumped now, before the response: every session of the user
+    is anonymous over HTTP from then on. Errors of the generation store
+    propagate, and then nothing is scheduled.
     """
     if identity is None:
         identity = await aiohttp_security.authorized_userid(request)
@@ -61,6 +67,7 @@ async def schedule_close_all_identity_ws(
             return None
     key = identity_key(identity)
     registry = get_registry(request)
+    await _bump_generation(request.config_dict, identity)
     logger.debug("closing the websockets of user %s after the response", fingerprint(identity))
     registry.after_response(request, response, lambda: registry.close_all_key(key))
     return identity
@@ -68,7 +75,9 @@ async def schedule_close_all_identity_ws(
 
 async def close_all_identity_ws(app: web.Application, identity: str) -> int:
     """Close every socket of user `identity` now (e.g. from a background job after a
-    password change or a ban), revoking their websocket ids.
+    password change or a ban), revoking their websocket ids. With login
+    generations on, the user's generation is bumped first: every session of the
+    user is logged out over HTTP too.
 
     Returns the count `registry.close_all_key` reports: the sockets this
     process closed, for the in-memory registry.
@@ -80,4 +89,17 @@ async def close_all_identity_ws(app: web.Application, identity: str) -> int:
             "aiohttp_session_ws is not set up on this application: pass the app on which "
             "aiohttp_session_ws.security.setup (or aiohttp_session_ws.setup) was called"
         )
+    await _bump_generation(app, identity)
     return await registry.close_all_key(key)
+
+
+async def _bump_generation(config: Mapping[Any, Any], userid: str) -> None:
+    """Start a new login generation for `userid` if the app's policy keeps generations.
+
+    Bumped before the sockets are closed: a handshake that looks the user up
+    after the bump is anonymous, and one that looked it up before began before
+    the key's close, so the close sequence refuses it.
+    """
+    policy = config.get(IDENTITY_KEY)
+    if isinstance(policy, SessionWSIdentityPolicy) and policy.generations is not None:
+        await policy.generations.bump(userid)

@@ -7,6 +7,13 @@ from typing import Any
 from aiohttp import web
 from aiohttp_security import AbstractIdentityPolicy
 
+from .generations import (
+    UserGenerations,
+    check_generations,
+    forget_login,
+    login_is_current,
+    record_login,
+)
 from .rotation import (
     check_identity,
     close_session_sockets_after,
@@ -25,9 +32,20 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
     first starts a fresh session (session-fixation defence) and `forget` ends
     with one (so a replayed pre-logout cookie of a server-side storage is
     anonymous); nothing from the old session is carried over.
+
+    With `generations` (a `UserGenerations` store, e.g. `MemoryGenerations()`),
+    `remember` records the user's current generation in the session and
+    `identify` answers None once "log out everywhere" has started a new one:
+    every other session of the user is then anonymous over HTTP too.
     """
 
-    def __init__(self, inner_policy: AbstractIdentityPolicy, *, rotate_session: bool = True):
+    def __init__(
+        self,
+        inner_policy: AbstractIdentityPolicy,
+        *,
+        rotate_session: bool = True,
+        generations: UserGenerations | None = None,
+    ):
         if isinstance(inner_policy, SessionWSIdentityPolicy):
             raise TypeError(
                 "this identity policy is already a SessionWSIdentityPolicy; use it as it is"
@@ -39,12 +57,19 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
             )
         self.inner_policy = inner_policy
         self.rotate_session = rotate_session
+        self.generations = check_generations(generations)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.inner_policy!r}, rotate_session={self.rotate_session})"
+        return (
+            f"{type(self).__name__}({self.inner_policy!r}, rotate_session={self.rotate_session}, "
+            f"generations={self.generations!r})"
+        )
 
     async def identify(self, request: web.Request) -> str | None:
-        return await self.inner_policy.identify(request)
+        identity = await self.inner_policy.identify(request)
+        if identity is None or self.generations is None:
+            return identity
+        return identity if await login_is_current(request, identity, self.generations) else None
 
     async def remember(
         self,
@@ -58,11 +83,15 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
         if self.rotate_session:
             await rotate_session(request, response)
         await self.inner_policy.remember(request, response, identity, **kwargs)
+        if self.generations is not None:
+            await record_login(request, identity, self.generations)
         await rotate_websocket_id(request)
 
     async def forget(self, request: web.Request, response: web.StreamResponse) -> None:
         await close_session_sockets_after(request, response)
         await self.inner_policy.forget(request, response)
+        if self.generations is not None:
+            await forget_login(request)
         if self.rotate_session:
             await rotate_session(request, response)
         await rotate_websocket_id(request)

@@ -27,7 +27,11 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 import aiohttp_session_ws
 from aiohttp_session_ws import SessionWSRegistry, session_ws, session_ws_middleware
 from aiohttp_session_ws import security as asws_security
-from aiohttp_session_ws.security import SessionWSIdentityPolicy, schedule_close_all_identity_ws
+from aiohttp_session_ws.security import (
+    SessionWSIdentityPolicy,
+    UserGenerations,
+    schedule_close_all_identity_ws,
+)
 
 POLICIES = ("session-cookie", "session-redis", "cookies", "jwt")
 STYLES = ("wrapped", "dropin", "setup")
@@ -73,10 +77,17 @@ def make_app(
     *,
     rotate_session: bool = True,
     registry: SessionWSRegistry | None = None,
+    generations: UserGenerations | None = None,
+    users: AbstractAuthorizationPolicy | None = None,
 ) -> web.Application:
-    """The test app: /whoami, /login, /logout, /logout-everywhere, /ws."""
+    """The test app: /whoami, /login, /logout, /logout-everywhere, /ws.
+
+    `generations` turns on login generations (styles "wrapped" and "setup");
+    `users` replaces the authorization policy (e.g. a slow one).
+    """
     storage = storage or EncryptedCookieStorage(COOKIE_KEY)
     registry = registry if registry is not None else SessionWSRegistry()  # an empty one is falsy
+    users = users or Users()
     identity_policy = make_policy(policy)
     app = web.Application(
         middlewares=[aiohttp_session.session_middleware(storage), session_ws_middleware]
@@ -84,20 +95,24 @@ def make_app(
     remember: Remember = aiohttp_security.remember
     forget: Forget = aiohttp_security.forget
     if style == "wrapped":
-        wrapped = SessionWSIdentityPolicy(identity_policy, rotate_session=rotate_session)
-        aiohttp_security.setup(app, wrapped, Users())
+        wrapped = SessionWSIdentityPolicy(
+            identity_policy, rotate_session=rotate_session, generations=generations
+        )
+        aiohttp_security.setup(app, wrapped, users)
         aiohttp_session_ws.setup(app, registry)
     elif style in ("dropin", "both"):  # both: a wrapped policy, and the drop-ins too
         if style == "both":
-            identity_policy = SessionWSIdentityPolicy(identity_policy)
-        aiohttp_security.setup(app, identity_policy, Users())
+            identity_policy = SessionWSIdentityPolicy(identity_policy, generations=generations)
+        aiohttp_security.setup(app, identity_policy, users)
         aiohttp_session_ws.setup(app, registry)
         remember = functools.partial(asws_security.remember, rotate_session=rotate_session)
         forget = functools.partial(asws_security.forget, rotate_session=rotate_session)
     elif style == "setup":
         if not rotate_session:
-            identity_policy = SessionWSIdentityPolicy(identity_policy, rotate_session=False)
-        asws_security.setup(app, identity_policy, Users(), registry)
+            identity_policy = SessionWSIdentityPolicy(
+                identity_policy, rotate_session=False, generations=generations
+            )
+        asws_security.setup(app, identity_policy, users, registry, generations=generations)
     else:
         raise ValueError(style)
 
