@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
+from aiohttp_session import AbstractStorage
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from redis.asyncio import Redis
 from yarl import URL
@@ -20,12 +21,24 @@ from tests.support.security_app import COOKIE_KEY, make_app
 
 
 class Served:
-    """One node: the security test app (wrapped policy, encrypted cookies) on a free port."""
+    """One node: the security test app (wrapped policy, encrypted cookies unless
+    `storage` says otherwise) on a free port. `options` go to `make_app`."""
 
-    def __init__(self, registry: SessionWSRegistry) -> None:
+    def __init__(
+        self,
+        registry: SessionWSRegistry,
+        storage: AbstractStorage | None = None,
+        redis_clients: Sequence[Redis] = (),
+        **options: Any,
+    ) -> None:
         self.registry = registry
+        self.redis_clients = list(redis_clients)
         app = make_app(
-            "session-cookie", "wrapped", EncryptedCookieStorage(COOKIE_KEY), registry=registry
+            "session-cookie",
+            "wrapped",
+            storage or EncryptedCookieStorage(COOKIE_KEY),
+            registry=registry,
+            **options,
         )
         self.runner = web.AppRunner(app, shutdown_timeout=2.0)
         self.url = URL()
@@ -34,10 +47,12 @@ class Served:
         self.url = await serve(self.runner)
 
     async def stop(self) -> None:
-        """Clean the app up, then close the Redis client of a Redis registry."""
+        """Clean the app up, then close the Redis clients (the registry's, and `redis_clients`)."""
         await self.runner.cleanup()
         if isinstance(self.registry, RedisSessionWSRegistry):
             await self.registry.redis.aclose()
+        for client in self.redis_clients:
+            await client.aclose()
 
     def open_sockets(self, session_ids: set[Any], user: str) -> list[web.WebSocketResponse]:
         """Server-side sockets still open under one of `session_ids` or with `user`."""
