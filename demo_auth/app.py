@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 import aiohttp_session_ws.security
 from aiohttp_session_ws import SessionWSRegistry, session_ws_middleware
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
+from aiohttp_session_ws.security import MemoryGenerations, RedisGenerations, UserGenerations
 
 from . import live, pages
-from .generations import Generations, MemoryGenerations, RedisGenerations
-from .keys import GENERATIONS_KEY, SETTINGS_KEY, USERS_KEY
+from .keys import SETTINGS_KEY, USERS_KEY
 from .passwords import Users
 from .policy import DemoAuthorizationPolicy
 from .settings import Settings
@@ -71,20 +71,22 @@ def make_app(settings: Settings | None = None, users: Users | None = None) -> we
     )
     origins = settings.allowed_origins()
     registry: SessionWSRegistry
-    generations: Generations
+    generations: UserGenerations
     if redis is None:
         registry = SessionWSRegistry(allowed_origins=origins)
         generations = MemoryGenerations()
     else:
         registry = RedisSessionWSRegistry(redis, channel=REDIS_CHANNEL, allowed_origins=origins)
-        generations = RedisGenerations(redis)
+        generations = RedisGenerations(redis, prefix=f"{REDIS_CHANNEL}:generation:")
     app[SETTINGS_KEY] = settings
     app[USERS_KEY] = users or Users()
-    app[GENERATIONS_KEY] = generations
-    policy = DemoAuthorizationPolicy(app[USERS_KEY], generations)
+    policy = DemoAuthorizationPolicy(app[USERS_KEY])
     # Wraps SessionIdentityPolicy: plain aiohttp_security.remember/forget now also
-    # close the session's sockets and rotate the session and its websocket id.
-    aiohttp_session_ws.security.setup(app, SessionIdentityPolicy(), policy, registry)
+    # close the session's sockets and rotate the session and its websocket id; with
+    # generations, "log out everywhere" logs every other session out over HTTP too.
+    aiohttp_session_ws.security.setup(
+        app, SessionIdentityPolicy(), policy, registry, generations=generations
+    )
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/", pages.home)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .generations import Generations
 from .passwords import Users
 from .settings import Settings
 
 SETTINGS_KEY = web.AppKey("demo_auth_settings", Settings)
 USERS_KEY = web.AppKey("demo_auth_users", Users)
-GENERATIONS_KEY = web.AppKey("demo_auth_generations", Generations)

@@ -13,8 +13,7 @@ from aiohttp import web
 from aiohttp_session_ws.security import schedule_close_all_identity_ws
 
 from .csrf import check_csrf, csrf_token
-from .keys import GENERATIONS_KEY, USERS_KEY
-from .policy import make_identity
+from .keys import USERS_KEY
 
 MAX_USERNAME_CHARS = 64
 LOGIN_FAILED = "Wrong username or password."
@@ -65,10 +64,10 @@ async def login(request: web.Request) -> web.Response:
         context = {"user": await current_user(request), "error": LOGIN_FAILED, "username": username}
         return await render("login.html", request, context, status=401)
     redirect = web.HTTPSeeOther("/")
-    generation = await request.app[GENERATIONS_KEY].current(user)
     # The wrapped identity policy closes this session's sockets after the redirect
-    # is delivered, and rotates the session and its websocket id.
-    await aiohttp_security.remember(request, redirect, make_identity(user, generation))
+    # is delivered, rotates the session and its websocket id, and records the
+    # user's login generation in the session.
+    await aiohttp_security.remember(request, redirect, user)
     raise redirect
 
 
@@ -83,13 +82,11 @@ async def logout(request: web.Request) -> web.Response:
 async def logout_everywhere(request: web.Request) -> web.Response:
     """POST /logout-everywhere: close the user's sockets in every session, then log out.
 
-    Bumping the user's generation also logs the other sessions out over HTTP.
+    With login generations on, this also logs the other sessions out over HTTP.
     """
     await checked_form(request)
     redirect = web.HTTPSeeOther("/login")
-    user = await schedule_close_all_identity_ws(request, redirect)  # before forget
-    if user is not None:
-        await request.app[GENERATIONS_KEY].bump(user)
+    await schedule_close_all_identity_ws(request, redirect)  # before forget
     await aiohttp_security.forget(request, redirect)
     raise redirect
 

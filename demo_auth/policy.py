@@ -1,4 +1,8 @@
-"""aiohttp_security authorization: identities are `user:generation`, checked on every request."""
+"""aiohttp_security authorization: an identity is authorized while its user exists.
+
+"Log out everywhere" is handled by the library's login generations (see `app.py`):
+a session logged out everywhere has no identity any more, so it never gets here.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,17 @@ from typing import Any
 
 from aiohttp_security import AbstractAuthorizationPolicy
 
-from .generations import Generations
 from .passwords import Users
 
 
-def make_identity(user: str, generation: int) -> str:
-    """The identity `remember` stores in the session."""
-    return f"{user}:{generation}"
-
-
 class DemoAuthorizationPolicy(AbstractAuthorizationPolicy):
-    """An identity is authorized while its user exists and its generation is current."""
+    """The identity is the user name; it is authorized while that user exists."""
 
-    def __init__(self, users: Users, generations: Generations) -> None:
+    def __init__(self, users: Users) -> None:
         self.users = users
-        self.generations = generations
 
     async def authorized_userid(self, identity: str) -> str | None:
-        user, _, generation = identity.rpartition(":")
-        if user not in self.users or not (generation.isascii() and generation.isdigit()):
-            return None
-        if int(generation) != await self.generations.current(user):
-            return None  # logged out everywhere since this session logged in
-        return user
+        return identity if identity in self.users else None
 
     async def permits(self, identity: str | None, permission: Any, context: Any = None) -> bool:
         return identity is not None and await self.authorized_userid(identity) is not None
