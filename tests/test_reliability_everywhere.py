@@ -312,5 +312,7 @@ async def test_log_out_everywhere_against_reconnecting_devices_with_a_slow_looku
     assert figures.survivors == 0
     assert figures.logged_in_after == 0
     assert figures.reconnected_as_user == 0
-    stats = [node.registry.stats() for node in nodes]
-    assert sum(s["sockets"] for s in stats) == 0
+    await eventually(  # every handler has returned
+        lambda: sum(node.registry.stats()["sockets"] for node in nodes) == 0,
+        what="the registries to empty",
+    )
