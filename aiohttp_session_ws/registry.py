@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, TypedDict
 import aiohttp_session
 from aiohttp import web
 
+from .close_sequence import CloseMark, CloseSequence
 from .closing import close_sockets
 from .codes import (
     SESSION_ENDED_CODE,
@@ -21,7 +22,6 @@ from .codes import (
     validate_close_code,
 )
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
-from .key_closes import KeyCloses
 from .keys import ID_CHANGED
 from .options import check_seconds
 from .origin import OriginPolicy
@@ -88,7 +88,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self.close_timeout = check_seconds("close_timeout", close_timeout)
         self.origins = OriginPolicy(allowed_origins, allow_missing=allow_missing_origin)
         self.revoked = RevokedIds(revocation_ttl, revocation_max_size)
-        self.key_closes = KeyCloses(revocation_ttl, revocation_max_size)
+        self.close_sequence = CloseSequence(revocation_ttl, revocation_max_size)
         self._sessions: dict[Hashable, set[web.WebSocketResponse]] = {}
         self._keys: dict[Hashable, set[web.WebSocketResponse]] = {}
         # Only sockets with extra keys appear here.
@@ -173,10 +173,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             keys.update(dict.fromkeys(await provider(request)))
         return tuple(keys)
 
-    def close_mark(self) -> int:
-        """The close sequence now. Take it before computing a socket's keys and pass
-        it to `index_keys` and `refuses`: a key closed after it refuses the socket."""
-        return self.key_closes.mark
+    def close_mark(self) -> CloseMark:
+        """Where the close sequence stands now. Take it before computing a socket's
+        keys and pass it to `index_keys` and `refuses`: a key closed after it
+        refuses the socket."""
+        return CloseMark(self.close_sequence.current)
 
     def register(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
         """Record `wsr` under `session_ws_id`.
@@ -193,7 +194,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         wsr: web.WebSocketResponse,
         keys: Iterable[Hashable],
         *,
-        mark: int | None = None,
+        mark: CloseMark | None = None,
     ) -> None:
         """Index `wsr` (registered under `session_ws_id`) under each extra key in `keys` too.
 
@@ -208,10 +209,10 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         if not extra:
             return
         known = self._socket_keys.get(wsr)
-        if mark is None:
+        if known is not None:  # a socket keeps its first, oldest mark (fail closed)
+            mark = known.mark
+        elif mark is None:
             mark = self.close_mark()
-        if known is not None:  # a socket keeps its oldest mark (fail closed)
-            mark = min(mark, known.mark)
         old_keys = known.keys if known is not None else ()
         added = tuple(key for key in dict.fromkeys(extra) if key not in old_keys)
         self._socket_keys[wsr] = SocketKeys(session_ws_id, old_keys + added, mark)
@@ -240,7 +241,10 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         return session_ws_id in self.revoked
 
     async def refuses(
-        self, session_ws_id: Hashable, keys: Iterable[Hashable] = (), mark: int | None = None
+        self,
+        session_ws_id: Hashable,
+        keys: Iterable[Hashable] = (),
+        mark: CloseMark | None = None,
     ) -> str | None:
         """Why a socket of `session_ws_id` carrying `keys` must be closed at once, or None.
 
@@ -253,7 +257,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         for key in keys:
             if await self.is_revoked(key_revocation(session_ws_id, key)):
                 return "revoked"
-        if mark is not None and self.key_closes.closed_since(keys, mark):
+        if mark is not None and self.close_sequence.closed_since(keys, mark.sequence):
             return "key_closed"
         return None
 
@@ -312,7 +316,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
     def note_key_close(self, key: Hashable) -> None:
         """Number a close of `key` in the close sequence (before its sockets are closed)."""
-        self.key_closes.close(key)
+        self.close_sequence.close(key)
 
     async def _close(
         self,
@@ -434,8 +438,8 @@ class SocketKeys(NamedTuple):
 
     session_ws_id: Hashable
     keys: tuple[Hashable, ...]
-    mark: int
-    """The close sequence taken before its keys were computed."""
+    mark: CloseMark
+    """Where the close sequence stood before its keys were computed."""
 
 
 def key_revocation(session_ws_id: Hashable, key: Hashable) -> tuple[str, Hashable, Hashable]:

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from aiohttp_session_ws import SessionWSRegistry, session_ws, session_ws_middleware, setup
-from aiohttp_session_ws.key_closes import KeyCloses
+from aiohttp_session_ws.close_sequence import CloseSequence
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from tests.support.cluster import FAST, eventually, serve
 
@@ -35,11 +35,11 @@ class FakeClock:
 
 
 def test_a_mark_taken_before_a_close_is_closed_since_and_one_after_is_not() -> None:
-    closes = KeyCloses(ttl=10, max_size=10)
-    before = closes.mark
+    closes = CloseSequence(ttl=10, max_size=10)
+    before = closes.current
     assert not closes.closed_since([ALICE], before)
     closes.close(ALICE)
-    after = closes.mark
+    after = closes.current
     assert closes.closed_since([ALICE], before)
     assert closes.closed_since(["other", ALICE], before)
     assert not closes.closed_since([ALICE], after)
@@ -48,23 +48,23 @@ def test_a_mark_taken_before_a_close_is_closed_since_and_one_after_is_not() -> N
 
 
 def test_a_shared_counter_numbers_closes_and_never_goes_back() -> None:
-    closes = KeyCloses(ttl=10, max_size=10)
+    closes = CloseSequence(ttl=10, max_size=10)
     closes.record(ALICE, 41)
-    assert closes.mark == 41 and closes.last_close(ALICE) == 41
+    assert closes.current == 41 and closes.last_close(ALICE) == 41
     closes.record(ALICE, 7)  # a late, older number does not undo the newer close
     assert closes.last_close(ALICE) == 41
     closes.advance(3)
-    assert closes.mark == 41
+    assert closes.current == 41
     assert closes.close("bob") == 42
 
 
 def test_forgotten_closes_fail_closed_for_older_marks() -> None:
     clock = FakeClock()
-    closes = KeyCloses(ttl=10, max_size=2, clock=clock)
-    old = closes.mark
+    closes = CloseSequence(ttl=10, max_size=2, clock=clock)
+    old = closes.current
     closes.close("a")
     closes.close("b")
-    recent = closes.mark
+    recent = closes.current
     closes.close("c")  # over the cap: "a" is forgotten, the floor rises to its close
     assert len(closes) == 2
     assert closes.closed_since(["never-closed"], old)  # older than a forgotten close
@@ -73,7 +73,7 @@ def test_forgotten_closes_fail_closed_for_older_marks() -> None:
     clock.now = 10.0  # everything expired
     assert len(closes) == 0
     assert closes.closed_since(["x"], recent)
-    assert not closes.closed_since(["x"], closes.mark)
+    assert not closes.closed_since(["x"], closes.current)
 
 
 class Gate:

@@ -1,4 +1,4 @@
-"""Close marks: was one of a socket's keys closed after its handshake began?
+"""The close sequence: was one of a socket's keys closed after its handshake began?
 
 A handshake computes a socket's index keys (an identity lookup may take a
 while) before it registers the socket. A per-key close that runs in between
@@ -14,12 +14,24 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 
 from .options import check_seconds
 
 
-class KeyCloses:
-    """The close sequence and, per key, the sequence of its last close.
+@dataclass(frozen=True)
+class CloseMark:
+    """Where the close sequence stood when a handshake began computing its keys.
+
+    `session_ws` takes one with `SessionWSRegistry.close_mark()` and passes it
+    to `index_keys` and `refuses`; the registry keeps it with the socket.
+    """
+
+    sequence: int
+
+
+class CloseSequence:
+    """A counter bumped by every key close and, per key, the value of its last close.
 
     Entries expire after `ttl` seconds and at most `max_size` are kept (the
     oldest go first). Forgetting an entry raises a *floor*: a mark below it
@@ -34,8 +46,8 @@ class KeyCloses:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_size < 1:
-            raise ValueError("key close max_size must be at least 1")
-        self.ttl = check_seconds("key close ttl", ttl)
+            raise ValueError("close sequence max_size must be at least 1")
+        self.ttl = check_seconds("close sequence ttl", ttl)
         self.max_size = max_size
         self._clock = clock
         self._sequence = 0
@@ -43,8 +55,8 @@ class KeyCloses:
         self._last: OrderedDict[Hashable, tuple[int, float]] = OrderedDict()
 
     @property
-    def mark(self) -> int:
-        """The sequence now: take it before computing a socket's keys."""
+    def current(self) -> int:
+        """The counter now: a handshake takes it before computing its keys."""
         return self._sequence
 
     def close(self, key: Hashable) -> int:
@@ -75,9 +87,9 @@ class KeyCloses:
         entry = self._last.get(key)
         return self._floor if entry is None else max(entry[0], self._floor)
 
-    def closed_since(self, keys: Iterable[Hashable], mark: int) -> bool:
-        """True if one of `keys` was closed after `mark` was taken."""
-        return any(self.last_close(key) > mark for key in keys)
+    def closed_since(self, keys: Iterable[Hashable], sequence: int) -> bool:
+        """True if one of `keys` was closed after the counter stood at `sequence`."""
+        return any(self.last_close(key) > sequence for key in keys)
 
     def __len__(self) -> int:
         self._purge(self._clock())
