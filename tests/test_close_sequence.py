@@ -8,30 +8,19 @@ Here the key provider is held at a gate while the close runs.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Hashable
 
 import aiohttp
-import aiohttp_session
 import pytest
 from aiohttp import WSMsgType, web
-from redis.asyncio import Redis
-from yarl import URL
 
-from aiohttp_session_ws import SessionWSRegistry, session_ws, session_ws_middleware, setup
+from aiohttp_session_ws import SessionWSRegistry
 from aiohttp_session_ws.close_sequence import CloseSequence
-from aiohttp_session_ws.redis import RedisSessionWSRegistry
-from tests.support.cluster import FAST, eventually, serve
+from tests.support.cluster import eventually
+from tests.support.security_nodes import Served, redis_nodes, running
+from tests.test_core_units import FakeClock
 
 ALICE = ("identity", "alice")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_mark_taken_before_a_close_is_closed_since_and_one_after_is_not() -> None:
@@ -89,73 +78,32 @@ class Gate:
         return [ALICE]
 
 
-async def handle_ws(request: web.Request) -> web.WebSocketResponse:
-    async with session_ws(request) as ws:
-        if not ws.closed:
-            await ws.send_str("hello")
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                await ws.send_str(msg.data)
-    return ws
-
-
-class Node:
-    def __init__(self, registry: SessionWSRegistry) -> None:
-        self.registry = registry
-        self.gate = Gate()
-        registry.add_key_provider(self.gate)
-        app = web.Application(
-            middlewares=[
-                aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
-                session_ws_middleware,
-            ]
-        )
-        app.router.add_get("/ws", handle_ws)
-        setup(app, registry)
-        self.runner = web.AppRunner(app, shutdown_timeout=2.0)
-        self.url = URL()
-
-    async def start(self) -> None:
-        self.url = await serve(self.runner)
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-        if isinstance(self.registry, RedisSessionWSRegistry):
-            await self.registry.redis.aclose()
-
-
 @pytest.fixture(params=["one node", "two redis nodes"])
-async def nodes(request: pytest.FixtureRequest) -> AsyncIterator[list[Node]]:
-    """[where the socket connects, where the close is called]."""
+async def nodes(request: pytest.FixtureRequest) -> AsyncIterator[list[tuple[Served, Gate]]]:
+    """[where the socket connects, where the close is called], each with its gated provider."""
     if request.param == "one node":
-        node = Node(SessionWSRegistry())
-        pair = [node, node]
+        served = [Served(SessionWSRegistry())]
     else:
-        channel = f"asws-{uuid.uuid4().hex[:8]}"
-        url = request.getfixturevalue("redis_url")
-        pair = [
-            Node(RedisSessionWSRegistry(Redis.from_url(url), channel=channel, node_id=n, **FAST))
-            for n in "BA"
-        ]
-    started = list(dict.fromkeys(pair))
-    for node in started:
-        await node.start()
-    yield pair
-    for node in started:
-        await node.stop()
+        served = redis_nodes(request.getfixturevalue("redis_url"), "BA")
+    gates = [Gate() for _ in served]
+    for node, gate in zip(served, gates, strict=True):
+        node.registry.add_key_provider(gate)
+    async with running(served):
+        pairs = list(zip(served, gates, strict=True))
+        yield pairs if len(pairs) == 2 else pairs * 2
 
 
 async def test_a_key_closed_while_the_handshake_computes_its_keys_refuses_the_socket(
-    nodes: list[Node],
+    nodes: list[tuple[Served, Gate]],
 ) -> None:
-    connecting_node, closing_node = nodes
+    (connecting_node, gate), (closing_node, _) = nodes
     async with aiohttp.ClientSession() as http:
         connecting = asyncio.ensure_future(http.ws_connect(connecting_node.url / "ws"))
-        await asyncio.wait_for(connecting_node.gate.computing.wait(), 10)
+        await asyncio.wait_for(gate.computing.wait(), 10)
         # Nothing is registered under the key yet: the close finds no socket.
         assert await closing_node.registry.close_all_key(ALICE) == 0
         await asyncio.sleep(0.1)  # the close reaches the other node, if any
-        connecting_node.gate.open.set()
+        gate.open.set()
         ws = await asyncio.wait_for(connecting, 10)
         msg = await ws.receive(timeout=10)
         assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001), msg
@@ -165,6 +113,6 @@ async def test_a_key_closed_while_the_handshake_computes_its_keys_refuses_the_so
 
         # A handshake that began after the close is not refused.
         fresh = await http.ws_connect(connecting_node.url / "ws")
-        assert (await fresh.receive(timeout=10)).data == "hello"
+        assert (await fresh.receive_json(timeout=10)) == {"user": None}
         assert len(registry.sockets_for_key(ALICE)) == 1
         await fresh.close()
