@@ -1,6 +1,7 @@
 """Tie websockets to the aiohttp_session session, and close them when it changes."""
 
 from .app import REGISTRY_KEY, get_registry, setup
+from .client import CLIENT_PATH, add_client_route
 from .codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON, SHUTDOWN_CODE, SHUTDOWN_REASON
 from .context import session_ws
 from .helpers import (
@@ -18,6 +19,7 @@ setup_session_ws = setup
 __version__ = "2.0.0.dev0"
 
 __all__ = [
+    "CLIENT_PATH",
     "REGISTRY_KEY",
     "SESSION_ENDED_CODE",
     "SESSION_ENDED_REASON",
@@ -25,6 +27,7 @@ __all__ = [
     "SHUTDOWN_REASON",
     "RegistryStats",
     "SessionWSRegistry",
+    "add_client_route",
     "delete_session_ws_id",
     "ensure_session_ws_id",
     "get_registry",

@@ -11,48 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.conftest import require
+from tests.support.browser import browser, new_page
 from tests.support.demo_process import DemoProcess
 
+__all__ = ["browser", "new_page"]  # fixtures
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORT = {"width": 760, "height": 500}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require(os.path.exists(CHROMIUM), "chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
-    """A factory of pages, each in its own browser context (its own cookies)."""
-    contexts: list[Any] = []
-
-    def make() -> Any:
-        contexts.append(browser.new_context(viewport=VIEWPORT))
-        return contexts[-1].new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture

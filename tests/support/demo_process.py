@@ -21,6 +21,9 @@ TEST_SECRET = base64.urlsafe_b64encode(b"demo-auth-test-key".ljust(32, b".")).de
 class DemoProcess:
     """One `python -m demo_auth` process; `stop()` terminates it (then kills it)."""
 
+    module = "demo_auth"
+    ready_path = "/api/me"
+
     def __init__(self, *args: str, port: int | None = None, secret: str | None = TEST_SECRET):
         self.port = port or free_port()
         self.secret = secret
@@ -44,7 +47,7 @@ class DemoProcess:
         if self.secret is not None:
             env["DEMO_AUTH_SECRET"] = self.secret
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "demo_auth", *self.args],
+            [sys.executable, "-m", self.module, *self.args],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -57,15 +60,15 @@ class DemoProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 code, self.proc = self.proc.returncode, None
-                raise RuntimeError(f"demo_auth exited with {code}:\n{self.output()}")
+                raise RuntimeError(f"{self.module} exited with {code}:\n{self.output()}")
             try:
-                with urllib.request.urlopen(self.url + "/api/me", timeout=1) as resp:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as resp:
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.05)
         self.stop()
-        raise TimeoutError(f"demo_auth did not answer on port {self.port} within {timeout}s")
+        raise TimeoutError(f"{self.module} did not answer on port {self.port} within {timeout}s")
 
     def output(self) -> str:
         self.log.seek(0)
