@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 
 import redis
 from aiohttp import web
-from yarl import URL
 
 from .app import make_app
 from .passwords import DEMO_ACCOUNTS
@@ -17,6 +17,7 @@ from .settings import (
     Settings,
     encode_secret_key,
     new_secret_key,
+    redact_url,
     secret_key_from_env,
 )
 
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_redis(url: str) -> str | None:
-    """None if Redis answers at `url`, else why not."""
+    """None if Redis answers at `url`, else why not (credentials redacted)."""
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         try:
@@ -49,8 +50,15 @@ def check_redis(url: str) -> str | None:
         finally:
             client.close()
     except (ValueError, redis.RedisError) as exc:
-        return f"cannot use Redis at {url}: {exc}"
+        why = str(exc).replace(url, redact_url(url))
+        return f"cannot use Redis at {redact_url(url)}: {why}"
     return None
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; OSError (port in use, unknown host) if impossible."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=128)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,13 +72,21 @@ def main(argv: list[str] | None = None) -> None:
             redis_url=args.redis,
             secret_key=key or new_secret_key(),
             extra_origins=tuple(args.origin),
+            ephemeral_key=generated and not args.redis,
         )
         problem = check_redis(args.redis) if args.redis else None
         if problem:
             raise ValueError(problem)
         app = make_app(settings)
+        sock = listen(args.host, args.port)  # before the banner: a busy port is one clear line
     except (ValueError, TypeError) as exc:
         sys.exit(f"python -m demo_auth: error: {exc}")
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        sys.exit(
+            f"python -m demo_auth: error: cannot listen on {args.host}:{args.port}: {why} "
+            "(another server on that port? pick another with --port)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if generated and not args.redis:
         print(
@@ -81,15 +97,15 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"login demo on {settings.url} (Ctrl-C to stop)")
     if args.redis:
-        shown = URL(args.redis).with_user(None)  # never print a password
-        print(f"sessions and websocket closes shared through Redis at {shown}")
+        shown = redact_url(args.redis)  # never print a password
+        print(f"sessions, closes and login throttling shared through Redis at {shown}")
     if not settings.local:
         print(
             "the session cookie is Secure: serve the demo over HTTPS (plain http: localhost only)"
         )
     print("websockets accepted from: " + ", ".join(settings.allowed_origins()))
     print("accounts: " + ", ".join(f"{u} / {p}" for u, p in DEMO_ACCOUNTS.items()), flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5)
+    web.run_app(app, sock=sock, print=None, shutdown_timeout=5)
 
 
 if __name__ == "__main__":

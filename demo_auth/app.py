@@ -14,15 +14,17 @@ from aiohttp_session.redis_storage import RedisStorage
 from redis.asyncio import Redis
 
 import aiohttp_session_ws.security
-from aiohttp_session_ws import SessionWSRegistry, session_ws_middleware
+from aiohttp_session_ws import SessionWSRegistry, add_client_route, session_ws_middleware
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from aiohttp_session_ws.security import MemoryGenerations, RedisGenerations, UserGenerations
 
 from . import live, pages
-from .keys import SETTINGS_KEY, USERS_KEY
+from .keys import CLIENT_URL_KEY, SETTINGS_KEY, THROTTLE_KEY, USERS_KEY
 from .passwords import Users
 from .policy import DemoAuthorizationPolicy
 from .settings import Settings
+from .throttle import LoginThrottle
+from .throttle import make_storage as make_throttle_storage
 
 HERE = Path(__file__).parent
 COOKIE_NAME = "DEMO_AUTH_SESSION"
@@ -42,6 +44,11 @@ SECURITY_HEADERS = {
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    """GET /favicon.ico: browsers ask for it on every page; answer instead of 404."""
+    return web.FileResponse(HERE / "static" / "favicon.svg")
 
 
 def make_storage(settings: Settings, redis: Redis | None) -> aiohttp_session.AbstractStorage:
@@ -80,6 +87,11 @@ def make_app(settings: Settings | None = None, users: Users | None = None) -> we
         generations = RedisGenerations(redis, prefix=f"{REDIS_CHANNEL}:generation:")
     app[SETTINGS_KEY] = settings
     app[USERS_KEY] = users or Users()
+    app[THROTTLE_KEY] = LoginThrottle(
+        make_throttle_storage(settings.redis_url),
+        settings.login_attempts_per_address,
+        settings.login_failures_per_account,
+    )
     policy = DemoAuthorizationPolicy(app[USERS_KEY])
     # Wraps SessionIdentityPolicy: plain aiohttp_security.remember/forget now also
     # close the session's sockets and rotate the session and its websocket id; with
@@ -96,7 +108,9 @@ def make_app(settings: Settings | None = None, users: Users | None = None) -> we
     app.router.add_post("/logout-everywhere", pages.logout_everywhere)
     app.router.add_get("/api/me", pages.api_me)
     app.router.add_get("/ws", live.websocket)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static", HERE / "static")
+    app[CLIENT_URL_KEY] = add_client_route(app)  # the library's browser client
     if redis is not None:
 
         async def close_redis(app: web.Application) -> None:

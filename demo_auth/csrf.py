@@ -6,7 +6,6 @@ import hmac
 import secrets
 from collections.abc import Mapping
 
-from aiohttp import web
 from aiohttp_session import Session
 
 CSRF_SESSION_KEY = "csrf_token"
@@ -25,15 +24,17 @@ def csrf_token(session: Session) -> str:
     return token
 
 
-def check_csrf(session: Session, form: Mapping[str, object]) -> None:
-    """Raise 403 unless the form's token matches the session's."""
+def csrf_ok(session: Session, form: Mapping[str, object]) -> bool:
+    """Whether the form's token matches the session's (compared in constant time).
+
+    A mismatch is usually a stale page (the session changed in another tab since
+    the form was rendered), sometimes a forged cross-site POST: either way nothing
+    may happen, and the page is shown again with a fresh token.
+    """
     expected = session.get(CSRF_SESSION_KEY)
     given = form.get(CSRF_FIELD)
-    if (
-        not isinstance(expected, str)
-        or not isinstance(given, str)
-        or not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
-    ):
-        raise web.HTTPForbidden(
-            text="Missing or invalid CSRF token: reload the page and submit the form again."
-        )
+    return (
+        isinstance(expected, str)
+        and isinstance(given, str)
+        and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+    )

@@ -8,17 +8,16 @@ from collections.abc import Hashable
 from aiohttp import web
 
 from aiohttp_session_ws import SessionWSRegistry, get_registry, get_session_ws_id, session_ws
-from aiohttp_session_ws.security import identity_key
 
 from .pages import current_user
 
 TICK_SECONDS = 1.0
 
 
-def other_tabs(registry: SessionWSRegistry, user: str | None, session_ws_id: Hashable) -> int:
-    """Open sockets besides this one, on this node: the user's, or (anonymous) the session's."""
-    mine = registry.sockets_for_key(identity_key(user)) if user else registry.get(session_ws_id, ())
-    return max(len(mine) - 1, 0)
+def other_tabs(registry: SessionWSRegistry, session_ws_id: Hashable) -> int:
+    """Open sockets of this session besides this one, on this node: this browser's other
+    tabs (another browser of the same user has a session of its own)."""
+    return max(len(registry.get(session_ws_id, ())) - 1, 0)
 
 
 async def feed(ws: web.WebSocketResponse, user: str | None, request: web.Request) -> None:
@@ -29,7 +28,7 @@ async def feed(ws: web.WebSocketResponse, user: str | None, request: web.Request
     try:
         await ws.send_json({"type": "hello", "user": user})
         while not ws.closed:
-            others = other_tabs(registry, user, session_ws_id)
+            others = other_tabs(registry, session_ws_id)
             await ws.send_json({"type": "tick", "seconds": seconds, "others": others})
             await asyncio.sleep(TICK_SECONDS)
             seconds += 1

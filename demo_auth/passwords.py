@@ -3,13 +3,17 @@
 The two hashes below were made with this module's `PASSWORDS` context, so no
 plaintext password is compared anywhere. `bob`'s hash deliberately uses older,
 weaker argon2 parameters: his first login upgrades it (`verify_and_update`),
-as a real application would after raising its hashing cost.
+as a real application would after raising its hashing cost. Until then every
+check also verifies against a dummy hash with those older parameters, so a
+check costs the same for every user (see `Users`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import Final
 
@@ -41,8 +45,35 @@ DEMO_HASHES: Final = {
 }
 
 
+def cost_class(stored: str) -> str:
+    """What a verification against `stored` costs: its scheme and parameters.
+
+    `$argon2id$v=19$m=19456,t=2,p=1$salt$digest` -> `$argon2id$v=19$m=19456,t=2,p=1`.
+    """
+    return stored.rsplit("$", 2)[0]
+
+
+def dummy_like(stored: str) -> str:
+    """A hash with `stored`'s scheme and parameters (so it costs as much to verify), but a
+    random salt and digest: no password matches it."""
+    prefix, salt, digest = stored.rsplit("$", 2)
+    return "$".join([prefix, random_b64(len(salt)), random_b64(len(digest))])
+
+
+def random_b64(length: int) -> str:
+    """Random bytes as unpadded base64 of `length` characters (as long as a field it replaces)."""
+    return base64.b64encode(secrets.token_bytes(length * 3 // 4)).decode("ascii").rstrip("=")
+
+
 class Users:
-    """Username -> password hash, checked with constant effort for unknown users.
+    """Username -> password hash; every check costs the same, whoever it is for.
+
+    Each check verifies once per cost class in use (the current parameters, and
+    each older set a stored hash still uses): against the user's own hash in its
+    class, against a dummy hash in the others. So a user whose hash has older,
+    cheaper parameters (bob, until he logs in), a user with a current hash (alice),
+    an unknown user and an over-long password all cost the same work, and the
+    answer's timing does not tell which usernames exist.
 
     The hashes live in memory (one copy per process); a real application keeps
     them in its database and writes upgraded hashes back there.
@@ -53,7 +84,10 @@ class Users:
     ) -> None:
         self.context = context
         self._hashes = dict(hashes)
-        context.dummy_verify()  # pays the dummy hash's one-off cost now, not on a login
+        current = context.hash(secrets.token_urlsafe(16))
+        self._dummies = {cost_class(current): current}
+        for stored in self._hashes.values():
+            self._dummies.setdefault(cost_class(stored), dummy_like(stored))
 
     def __contains__(self, username: object) -> bool:
         return username in self._hashes
@@ -61,20 +95,28 @@ class Users:
     def hash_of(self, username: str) -> str | None:
         return self._hashes.get(username)
 
+    def cost_classes(self) -> list[str]:
+        """The cost classes every check verifies against, in order."""
+        return list(self._dummies)
+
     def check(self, username: str, password: str) -> bool:
         """True if `password` is `username`'s; upgrades an outdated hash on success.
 
-        Unknown users and over-long passwords cost one dummy verification, so
-        the answer's timing does not tell which usernames exist.
+        Passwords over MAX_PASSWORD_BYTES are wrong (and cost the same as any other).
         """
         stored = self._hashes.get(username)
-        if stored is None or len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
-            self.context.dummy_verify()
-            return False
-        ok, new_hash = self.context.verify_and_update(password, stored)
+        if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+            stored, password = None, ""
+        own = cost_class(stored) if stored is not None else None
+        ok, new_hash = False, None
+        for cost, dummy in self._dummies.items():
+            if cost == own:
+                ok, new_hash = self.context.verify_and_update(password, stored)
+            else:
+                self.context.verify(password, dummy)
         if ok and new_hash is not None:
             self._hashes[username] = new_hash
-            logger.info("upgraded the password hash of %s to the current parameters", username)
+            logger.info("upgraded a password hash to the current parameters")  # no username
         return bool(ok)
 
     async def authenticate(self, username: str, password: str) -> str | None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from yarl import URL
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+REDACTED = "***"
+SECRET_QUERY_KEYS = frozenset({"password", "username", "user"})
 SECRET_ENV = "DEMO_AUTH_SECRET"
 KEY_BYTES = 32
 
@@ -47,6 +49,26 @@ def secret_key_from_env(environ: Mapping[str, str] = os.environ) -> bytes | None
     return decode_secret_key(value) if value else None
 
 
+def redact_url(url: str) -> str:
+    """`url` fit to print: user, password and credential query values replaced by ***.
+
+    A URL that cannot be parsed is replaced whole (it might be a password itself).
+    """
+    try:
+        parsed = URL(url)
+        if parsed.user is not None or parsed.password is not None:
+            parsed = parsed.with_user(REDACTED).with_password(None)
+        if any(key.lower() in SECRET_QUERY_KEYS for key in parsed.query):
+            query = [
+                (key, REDACTED if key.lower() in SECRET_QUERY_KEYS else value)
+                for key, value in parsed.query.items()
+            ]
+            parsed = parsed.with_query(query)
+        return str(parsed)
+    except (ValueError, TypeError):
+        return "(an unreadable URL)"
+
+
 def url_host(host: str) -> str:
     """`host` as it appears in a URL (IPv6 literals in brackets)."""
     return f"[{host}]" if ":" in host else host
@@ -61,6 +83,13 @@ class Settings:
     redis_url: str | None = None
     secret_key: bytes = field(default_factory=new_secret_key, repr=False)
     extra_origins: tuple[str, ...] = ()
+    ephemeral_key: bool = False
+    """True when `secret_key` was made up at start-up (and sessions are cookies): a
+    restart then logs everyone out, and the page says so."""
+    login_attempts_per_address: str = "10/minute"
+    """Login POSTs allowed per client address (a `limits` rate string)."""
+    login_failures_per_account: str = "5/minute"
+    """Failed logins allowed per submitted username, from any address."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
