@@ -60,7 +60,7 @@ async def checked_form(request: web.Request, template: str) -> Mapping[str, obje
         context = {"user": await current_user(request), "error": STALE_FORM}
         page = await render(template, request, context, status=403)
         raise web.HTTPForbidden(
-            body=page.body, content_type="text/html", headers={"Cache-Control": "no-store"}
+            text=page.text, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
     return form
 

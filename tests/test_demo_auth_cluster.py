@@ -95,3 +95,14 @@ def test_nodes_shut_down_cleanly(nodes: tuple[DemoProcess, DemoProcess]) -> None
         output = node.output()
         assert "login demo on http://127.0.0.1:" in output
         assert "Traceback" not in output and "Unclosed" not in output, output
+
+
+async def test_login_throttling_is_shared_by_the_nodes(browsers: tuple[Browser, Browser]) -> None:
+    """Item 7 with --redis: failures on node A count on node B (5 a minute per account)."""
+    laptop, _ = browsers
+    for _ in range(5):
+        data = {"csrf_token": await laptop.a.token(), "username": "carol", "password": "x"}
+        assert (await laptop.a.post("/login", data))[0] == 401
+    data = {"csrf_token": await laptop.b.token(), "username": "carol", "password": "x"}
+    async with laptop.b.client.post("/login", data=data, allow_redirects=False) as resp:
+        assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1

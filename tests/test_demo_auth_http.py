@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
 from demo_auth.app import COOKIE_NAME, make_app
-from demo_auth.passwords import MAX_PASSWORD_BYTES, PASSWORDS, Users
+from demo_auth.passwords import MAX_PASSWORD_BYTES, PASSWORDS, Users, cost_class
 from demo_auth.policy import DemoAuthorizationPolicy
 from demo_auth.settings import Settings
 from tests.support.demo_auth_client import DemoUser, close_code, csrf_tokens, next_tick
@@ -165,30 +164,58 @@ def test_passwords_over_the_cap_are_wrong_even_when_they_match() -> None:
     assert not users.check("carol", "é" * (MAX_PASSWORD_BYTES // 2 + 1))  # bytes, not chars
 
 
-def test_unknown_users_cost_a_full_hash_check() -> None:
-    """No user enumeration by timing: an unknown user costs about what a known one does."""
+def verified_cost_classes(users: Users, username: str, password: str) -> list[str]:
+    """The cost class (scheme and parameters) of every hash one check verifies against."""
+    seen: list[str] = []
+    context = users.context
+
+    class Recording:
+        def verify(self, secret: str, stored: str) -> bool:
+            seen.append(cost_class(stored))
+            return bool(context.verify(secret, stored))
+
+        def verify_and_update(self, secret: str, stored: str) -> tuple[bool, str | None]:
+            seen.append(cost_class(stored))
+            ok, new_hash = context.verify_and_update(secret, stored)
+            return bool(ok), new_hash
+
+    users.context = Recording()  # type: ignore[assignment]
+    try:
+        users.check(username, password)
+    finally:
+        users.context = context
+    return seen
+
+
+def test_every_check_costs_the_same_whatever_the_stored_hash() -> None:
+    """Item 6: bob's older, cheaper hash must not make his wrong passwords answer faster.
+
+    Every check verifies once per cost class in use (current parameters, and bob's
+    older ones), whoever the user is: the same work, so the same time (measured in
+    `python -m bench.login_timing`).
+    """
     users = Users()
+    expected = [cost_class(str(users.hash_of("alice"))), cost_class(str(users.hash_of("bob")))]
+    assert "m=8192,t=1" in expected[1] and expected[0] != expected[1]
+    cases = [
+        ("alice", "wrong"),
+        ("bob", "wrong"),
+        ("nobody", "wrong"),
+        ("alice", "x" * (MAX_PASSWORD_BYTES + 1)),
+        ("bob", "builder"),  # right: upgrades bob's hash
+        ("bob", "wrong"),  # after the upgrade, still the old class's dummy too
+    ]
+    for username, password in cases:
+        assert sorted(verified_cost_classes(users, username, password)) == sorted(expected), (
+            username
+        )
+    assert not PASSWORDS.needs_update(str(users.hash_of("bob")))
 
-    def best_of_3(username: str) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            assert not users.check(username, "wrong password")
-            times.append(time.perf_counter() - start)
-        return min(times)
 
-    known, unknown = best_of_3("alice"), best_of_3("nobody")
-    too_long = min(
-        _timed(lambda: users.check("alice", "x" * (MAX_PASSWORD_BYTES + 1))) for _ in range(3)
-    )
-    # a bare dict lookup would take microseconds; argon2 (m=19 MiB, t=2) takes milliseconds
-    assert unknown > 0.3 * known and too_long > 0.3 * known, (known, unknown, too_long)
-
-
-def _timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
+def test_dummy_hashes_match_no_password() -> None:
+    users = Users({"carol": PASSWORDS.hash("secret")})
+    assert users.check("carol", "secret") and not users.check("carol", "")
+    assert not users.check("dave", "secret") and not users.check("dave", "")
 
 
 async def test_api_me(new_user: NewUser) -> None:
@@ -235,9 +262,13 @@ async def test_websocket_says_who_then_ticks_with_presence(new_user: NewUser) ->
     assert who == "alice"
     ws_phone, who = await phone.ws()
     assert who == "alice"
-    assert (await next_tick(ws_phone))["others"] == 1  # the laptop's tab, another session
-    await ws_laptop.close()
-    await ws_phone.close()
+    # item 3: the laptop is another browser (session) of alice: not one of the phone's tabs
+    assert (await next_tick(ws_phone))["others"] == 0
+    ws_laptop_2, _ = await laptop.ws()  # a second tab of the laptop's browser
+    assert (await next_tick(ws_laptop_2))["others"] == 1
+    assert (await next_tick(ws_phone))["others"] == 0
+    for ws in (ws_laptop, ws_laptop_2, ws_phone):
+        await ws.close()
 
 
 async def test_login_closes_the_anonymous_socket_and_the_next_one_is_alices(
@@ -312,3 +343,116 @@ async def test_form_that_is_not_utf8_is_a_clear_400(new_user: NewUser) -> None:
     async with user.client.post("/login", data=body, headers=headers) as resp:
         assert resp.status == 400 and "Could not read the form" in await resp.text()
     assert await user.me() is None
+
+
+async def test_a_stale_logout_shows_the_page_again_with_a_fresh_form(new_user: NewUser) -> None:
+    """Item 1: a tab rendered before a logout and a new login posts a dead CSRF token."""
+    user = await new_user()
+    assert await user.login() == 303
+    stale = await user.token("/")
+    assert await user.logout() == 303
+    assert await user.login() == 303
+    status, html, location = await user.post("/logout", {"csrf_token": stale})
+    assert (status, location) == (403, None)
+    assert "This page was out of date" in html and "nothing was done" in html
+    assert "Logged in as <strong>alice</strong>" in html and 'id="logout-form"' in html
+    assert "<!doctype html>" in html  # the whole page, not a bare error
+    fresh = csrf_tokens(html)
+    assert fresh and stale not in fresh
+    assert await user.me() == "alice"  # nothing happened
+    assert (await user.post("/logout", {"csrf_token": fresh[0]}))[0] == 303
+    assert await user.me() is None
+
+
+async def test_a_stale_login_form_shows_the_form_again(new_user: NewUser) -> None:
+    user = await new_user()
+    stale = await user.token()
+    assert await user.login() == 303  # e.g. in another tab
+    data = {"csrf_token": stale, "username": "bob", "password": "builder"}
+    status, html, _ = await user.post("/login", data)
+    assert status == 403 and "This page was out of date" in html and 'name="password"' in html
+    assert await user.me() == "alice"
+
+
+async def test_favicon_is_served(new_user: NewUser) -> None:
+    """Item 3: no favicon 404 on every page."""
+    user = await new_user()
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        async with user.client.get(path) as resp:
+            assert resp.status == 200 and resp.content_type == "image/svg+xml"
+    async with user.client.get("/login") as resp:
+        assert 'rel="icon" href="/static/favicon.svg"' in await resp.text()
+
+
+async def test_the_page_loads_the_librarys_client(new_user: NewUser) -> None:
+    user = await new_user()
+    async with user.client.get("/") as resp:
+        html = await resp.text()
+    url = csrf_free_attr(html, "data-client-url")
+    assert url.startswith("/aiohttp_session_ws/session_ws.js?v=")
+    async with user.client.get(url) as resp:
+        assert resp.status == 200 and "export class SessionSocket" in await resp.text()
+
+
+def csrf_free_attr(html: str, name: str) -> str:
+    return html.split(f'{name}="', 1)[1].split('"', 1)[0]
+
+
+def throttled_settings(per_address: str, per_account: str) -> Settings:
+    return Settings(
+        port=free_port(),
+        login_attempts_per_address=per_address,
+        login_failures_per_account=per_account,
+    )
+
+
+async def client_from(aiohttp_client: Any, server: Any, address: str) -> DemoUser:
+    """A browser whose connections come from `address` (another loopback address)."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    jar = aiohttp.CookieJar(unsafe=True)
+    return DemoUser(await aiohttp_client(server, cookie_jar=jar, connector=connector))
+
+
+async def test_logins_are_throttled_per_client_address(
+    aiohttp_server: Any, aiohttp_client: Any
+) -> None:
+    """Item 7: a flood from one address gets 429 + Retry-After before any hashing."""
+    users = Users()
+    checks: list[str] = []
+    check = users.check
+    users.check = lambda u, p: checks.append(u) or check(u, p)  # type: ignore[method-assign]
+    server = await aiohttp_server(make_app(throttled_settings("3/minute", "100/minute"), users))
+    flood = await client_from(aiohttp_client, server, "127.0.0.2")
+    token = await flood.token()
+    data = {"csrf_token": token, "username": "alice", "password": "guess"}
+    assert [(await flood.post("/login", data))[0] for _ in range(3)] == [401] * 3
+    async with flood.client.post("/login", data=data, allow_redirects=False) as resp:
+        assert resp.status == 429
+        assert 1 <= int(resp.headers["Retry-After"]) <= 60
+        assert "Too many login attempts. Try again in" in await resp.text()
+    assert len(checks) == 3  # the refused attempt hashed nothing
+    right = {**data, "password": "wonderland"}
+    assert (await flood.post("/login", right))[0] == 429  # even the right password waits
+    other = await client_from(aiohttp_client, server, "127.0.0.3")
+    assert await other.login() == 303  # another address is not slowed down
+
+
+async def test_failed_logins_are_throttled_per_account_from_any_address(
+    aiohttp_server: Any, aiohttp_client: Any
+) -> None:
+    """Item 7: guesses at one account from many addresses; unknown accounts alike."""
+    server = await aiohttp_server(make_app(throttled_settings("100/minute", "2/minute")))
+    for username in ("alice", "nobody"):  # the same answers for an unknown user
+        statuses = []
+        for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            guesser = await client_from(aiohttp_client, server, address)
+            data = {"csrf_token": await guesser.token(), "username": username, "password": "x"}
+            statuses.append((await guesser.post("/login", data))[0])
+        assert statuses == [401, 401, 429], username
+    bob = await client_from(aiohttp_client, server, "127.0.0.2")
+    assert await bob.login("bob", "builder") == 303  # other accounts are not affected
+
+
+def test_unusable_throttle_rates_are_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="login_attempts_per_address must be a rate"):
+        make_app(throttled_settings("often", "5/minute"))
