@@ -134,7 +134,7 @@ async def test_banner_redacts_the_redis_password_and_logs_name_no_user(redis_url
         admin.close()
     assert "s3cret-pw" not in output
     assert "shared through Redis at redis://***@127.0.0.1:" in output
-    banner, _, logs = output.partition("accounts: alice / wonderland, bob / builder")
+    _banner, _, logs = output.partition("accounts: alice / wonderland, bob / builder")
     assert "upgraded a password hash to the current parameters" in logs
     assert "bob" not in logs and "alice" not in logs, logs
 
