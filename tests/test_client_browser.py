@@ -396,3 +396,13 @@ def test_stop_closes_and_stays_stopped(new_page: Callable[[], Any], app: ClientA
     ]
     page.wait_for_timeout(2 * MIN_DELAY + 500)
     assert len(connecting_times(page)) == 1 and not events(page, "close")
+
+
+def test_a_url_that_cannot_be_a_websockets_stops_with_the_reason(
+    new_page: Callable[[], Any], app: ClientApp
+) -> None:
+    page = open_page(new_page, app.url)
+    start(page, url="ftp://127.0.0.1/ws")
+    wait_state(page, "stopped")
+    assert page.evaluate("live.stopReason").startswith("cannot open a socket: ")
+    assert len(events(page, "stop")) == 1 and not connecting_times(page)

@@ -134,7 +134,8 @@ export class SessionSocket {
     this.retries = 0;
     /** @type {number} handshakes in a row that failed while the server answered HTTP */
     this.refusals = 0;
-    /** @type {string|null} why the client stopped: "refused", "close code N", "stop()" */
+    /** @type {string|null} why the client stopped: "refused", "close code N", "stop()",
+     * "cannot open a socket: ..." */
     this.stopReason = null;
     /** @type {"hidden"|"offline"|null} */
     this.pauseReason = null;
@@ -202,8 +203,18 @@ export class SessionSocket {
   _connect() {
     this._clearTimer();
     this.nextRetryAt = null;
-    const url = this.socketUrl();
-    const socket = new WebSocket(url, this.options.protocols);
+    let url, socket;
+    try {
+      url = this.socketUrl();
+      socket = new WebSocket(url, this.options.protocols);
+    } catch (error) {
+      // a URL that cannot be a websocket's (bad syntax, ws: from an https: page): final
+      this._listen(false);
+      this.stopReason = `cannot open a socket: ${error.message}`;
+      this._setState("stopped");
+      this.options.onStop?.(this);
+      return;
+    }
     if (this.options.binaryType) socket.binaryType = /** @type {BinaryType} */ (this.options.binaryType);
     this.socket = socket;
     this.openedAt = null;
@@ -225,7 +236,9 @@ export class SessionSocket {
     socket.onclose = (event) => {
       if (this.socket !== socket) return; // a socket we dropped on purpose
       this.socket = null;
-      this._closed(event, url);
+      this._closed(event, url).catch((error) => {
+        console.error("SessionSocket: a hook failed after a close", error);
+      });
     };
   }
 
