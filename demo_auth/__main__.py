@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             redis_url=args.redis,
             secret_key=key or new_secret_key(),
             extra_origins=tuple(args.origin),
-            ephemeral_key=generated and not args.redis,
+            restart_logs_out=not args.redis,
         )
         problem = check_redis(args.redis) if args.redis else None
         if problem:

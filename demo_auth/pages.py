@@ -38,7 +38,7 @@ async def render(
     context = {
         "csrf_token": csrf_token(session),
         "client_url": request.app[CLIENT_URL_KEY],
-        "ephemeral_key": request.app[SETTINGS_KEY].ephemeral_key,
+        "restart_logs_out": request.app[SETTINGS_KEY].restart_logs_out,
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, context, status=status)

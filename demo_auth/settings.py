@@ -83,9 +83,10 @@ class Settings:
     redis_url: str | None = None
     secret_key: bytes = field(default_factory=new_secret_key, repr=False)
     extra_origins: tuple[str, ...] = ()
-    ephemeral_key: bool = False
-    """True when `secret_key` was made up at start-up (and sessions are cookies): a
-    restart then logs everyone out, and the page says so."""
+    restart_logs_out: bool = False
+    """True when a restart logs everyone out (no `--redis`: the login generations live in
+    this process's memory, and without DEMO_AUTH_SECRET the cookie key too); the page
+    then names the restart as the cause when its session is gone."""
     login_attempts_per_address: str = "10/minute"
     """Login POSTs allowed per client address (a `limits` rate string)."""
     login_failures_per_account: str = "5/minute"

@@ -8,7 +8,7 @@ const panel = document.getElementById("panel");
 const { SessionSocket } = await import(panel.dataset.clientUrl);
 
 const pageUser = document.body.dataset.user || null;
-const restartForgets = panel.dataset.ephemeralKey === "true";
+const restartLogsOut = panel.dataset.restartLogsOut === "true";
 const NOTICE_KEY = "demo_auth_notice";
 const RELOADED_KEY = "demo_auth_reloaded_at";
 const WORDS = {
@@ -23,6 +23,16 @@ const WORDS = {
 
 let lastOpenClose = null; // the close that ended the last socket that had opened
 let failed = 0; // attempts in a row that failed before opening
+let leaving = false; // a form was submitted or the page is going: the browser navigates away
+
+// Logging out here closes this page's own socket too (4001): the form's response, not a
+// reload, must decide what the browser shows next.
+document.addEventListener("submit", () => {
+  leaving = true;
+});
+window.addEventListener("pagehide", () => {
+  leaving = true;
+});
 
 function show(id, text) {
   document.getElementById(id).textContent = text;
@@ -52,6 +62,7 @@ function showNotice(text) {
  * that user would reload in a loop.
  */
 function reloadWith(user, notice) {
+  if (leaving) return true; // the next page shows the session as it is
   showNotice(notice);
   const last = JSON.parse(sessionStorage.getItem(RELOADED_KEY) || "null");
   if (last && last.user === user && Date.now() - last.at < 5000) return false;
@@ -113,8 +124,9 @@ const live = new SessionSocket("/ws", {
         const why =
           lastOpenClose && lastOpenClose.code !== 4001
             ? "The server restarted and your session did not survive it" +
-              (restartForgets
-                ? " (it runs without DEMO_AUTH_SECRET, so every restart logs everyone out)"
+              (restartLogsOut
+                ? " (without --redis the demo keeps its login state in memory, so every" +
+                  " restart logs everyone out)"
                 : "")
             : "Your session changed in another tab or on another device";
         reloadWith(data.user, `${why}: ${nowYou(data.user)}.`);
