@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_security import AbstractIdentityPolicy
 
+from ..options import check_flag
 from .generations import (
     UserGenerations,
     check_generations,
@@ -56,7 +57,7 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
                 f"(e.g. SessionIdentityPolicy()), got {type(inner_policy).__name__}"
             )
         self.inner_policy = inner_policy
-        self.rotate_session = rotate_session
+        self.rotate_session = check_flag("rotate_session", rotate_session)
         self.generations = check_generations(generations)
 
     def __repr__(self) -> str:
