@@ -75,7 +75,7 @@ async def close_sockets(
             continue
         error = task.exception()
         if error is not None:
-            logger.debug("error while closing a websocket", exc_info=error)
+            logger.debug("error while closing a websocket: %s", type(error).__name__)
             closed += 1
         elif task.result():
             closed += 1

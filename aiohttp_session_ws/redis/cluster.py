@@ -27,6 +27,7 @@ from aiohttp import web
 
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
+from ..logs import error_trace
 from ..options import check_seconds
 from ..registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry
 from . import wire
@@ -287,9 +288,11 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
     def _dispatch(self, delivery: Delivery) -> None:
         try:
             self._on_delivery(delivery)
-        except Exception:  # a bug in handling one message must not end the listener
+        except Exception as exc:  # a bug in handling one message must not end the listener
             self._ignored += 1
-            logger.exception("node %s: error while handling a message", self.node_id)
+            logger.error(
+                "node %s: error while handling a message: %s", self.node_id, error_trace(exc)
+            )
 
     def _on_delivery(self, delivery: Delivery) -> None:
         try:

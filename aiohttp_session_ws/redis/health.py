@@ -7,6 +7,11 @@ import random
 import time
 from collections.abc import Callable
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..logs import RateLimitedLog as SharedRateLimitedLog
 from ..options import check_seconds
 
 logger = logging.getLogger("aiohttp_session_ws.redis")
@@ -66,12 +71,11 @@ class Health:
         self.outages += 1
         self._since = self._clock()
         logger.warning(
-            "node %s: Redis unreachable while %s (%s: %s); local closes keep working, "
+            "node %s: Redis unreachable while %s (%s); local closes keep working, "
             "cluster closes and shared revocations are paused; reconnecting with backoff",
             self.node,
             doing,
-            type(exc).__name__,
-            exc,
+            describe(exc),
         )
 
     def succeeded(self) -> None:
@@ -86,23 +90,25 @@ class Health:
         )
 
 
-class RateLimitedLog:
-    """Logs at most one warning per `interval` seconds, counting the ones it held back."""
+class RateLimitedLog(SharedRateLimitedLog):
+    """`aiohttp_session_ws.logs.RateLimitedLog` on the Redis logger."""
 
     def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self._clock = clock
-        self._last = -interval
-        self._suppressed = 0
+        super().__init__(logger, interval, clock)
 
-    def warning(self, msg: str, *args: object) -> None:
-        now = self._clock()
-        if now - self._last < self.interval:
-            self._suppressed += 1
-            return
-        if self._suppressed:
-            msg += " (%d similar message(s) suppressed)"
-            args = (*args, self._suppressed)
-        self._last = now
-        self._suppressed = 0
-        logger.warning(msg, *args)
+
+def describe(exc: BaseException) -> str:
+    """A Redis call's error, safe to log: its type, and Redis's or the socket's own words.
+
+    redis-py puts a failed pipeline command, key names and values included, into
+    the error's message ("Command # 1 (SET ...) of pipeline caused error: ..."):
+    that part is dropped, so no id, digest or value reaches a log line.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        text = str(exc)
+    elif isinstance(exc, ResponseError):
+        text = str(exc).rpartition("caused error: ")[2]
+    else:
+        return name
+    return f"{name}: {text}" if text else name

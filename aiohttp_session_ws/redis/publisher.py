@@ -9,6 +9,7 @@ from contextlib import suppress
 from . import wire
 from .acks import AckBook, Acks
 from .calls import BoundedCalls
+from .health import describe
 from .kinds import CloseKind
 from .membership import Membership
 from .result import ClusterCloseResult, ClusterPublishError
@@ -63,7 +64,7 @@ class Publisher:
                 local = await kind.close_here(target)
             if error is not None:
                 raise ClusterPublishError(
-                    f"could not publish the close to Redis ({type(error).__name__}: {error}); "
+                    f"could not publish the close to Redis ({describe(error)}); "
                     f"closed {local} socket(s) on this node, other nodes were not told",
                     local,
                 ) from error
