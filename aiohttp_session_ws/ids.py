@@ -44,6 +44,16 @@ async def call_id_factory(id_factory: IdFactory, request: web.Request) -> Hashab
             f"id_factory {id_factory!r} returned an unhashable {type(result).__name__}; "
             "return a str, int or tuple (the id is a dict key and is stored in the session)"
         ) from None
+    if stored_id(result) != result:  # NaN != NaN too
+        # Read back from the session, it would be "no id" (or another id): every such
+        # session would share one registry entry and logout would close nothing.
+        # The value itself is not shown: it may be a real id.
+        raise ValueError(
+            f"id_factory {id_factory!r} returned an unusable id (a {type(result).__name__}): "
+            "an empty str, a bool, a float, a dict or set, or a tuple holding one, reads "
+            "back from the session as no id; return a non-empty str, an int, or a tuple "
+            "of those, such as uuid.uuid4().hex"
+        )
     return result
 
 

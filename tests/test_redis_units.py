@@ -169,10 +169,17 @@ async def test_bad_close_arguments_lose_nothing() -> None:
     await redis.aclose()
 
 
-async def test_id_factory_must_make_sendable_ids() -> None:
+@pytest.mark.parametrize(
+    ("made", "error"),
+    [
+        (b"bytes-id", TypeError),  # a usable id in the core, but not sendable as JSON
+        (0.5, ValueError),  # no id at all (the core's rule, checked first)
+    ],
+)
+async def test_id_factory_must_make_sendable_ids(made: object, error: type[Exception]) -> None:
     redis = unused_redis()
-    registry = RedisSessionWSRegistry(redis, id_factory=lambda request: 0.5)
-    with pytest.raises(TypeError, match="id_factory"):
+    registry = RedisSessionWSRegistry(redis, id_factory=lambda request: made)
+    with pytest.raises(error, match="id_factory"):
         await registry.generate_id(make_mocked_request("GET", "/"))
     await redis.aclose()
 
