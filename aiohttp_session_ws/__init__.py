@@ -2,7 +2,15 @@
 
 from .app import REGISTRY_KEY, get_registry, setup
 from .client import CLIENT_PATH, add_client_route
-from .codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON, SHUTDOWN_CODE, SHUTDOWN_REASON
+from .codes import (
+    SESSION_ENDED_CODE,
+    SESSION_ENDED_REASON,
+    SESSION_EXPIRED_REASON,
+    SHUTDOWN_CODE,
+    SHUTDOWN_REASON,
+    TRY_AGAIN_LATER_CODE,
+    TRY_AGAIN_LATER_REASON,
+)
 from .context import session_ws
 from .helpers import (
     delete_session_ws_id,
@@ -10,6 +18,7 @@ from .helpers import (
     get_session_ws_id,
     new_session_ws_id,
     schedule_close_all_session_ws,
+    set_session_ws_deadline,
 )
 from .middleware import session_ws_middleware
 from .registry import RegistryStats, SessionWSRegistry
@@ -23,8 +32,11 @@ __all__ = [
     "REGISTRY_KEY",
     "SESSION_ENDED_CODE",
     "SESSION_ENDED_REASON",
+    "SESSION_EXPIRED_REASON",
     "SHUTDOWN_CODE",
     "SHUTDOWN_REASON",
+    "TRY_AGAIN_LATER_CODE",
+    "TRY_AGAIN_LATER_REASON",
     "RegistryStats",
     "SessionWSRegistry",
     "add_client_route",
@@ -36,6 +48,7 @@ __all__ = [
     "schedule_close_all_session_ws",
     "session_ws",
     "session_ws_middleware",
+    "set_session_ws_deadline",
     "setup",
     "setup_session_ws",
 ]

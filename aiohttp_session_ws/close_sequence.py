@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
-from .options import check_seconds
+from .options import check_count, check_seconds
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,9 @@ class CloseSequence:
         max_size: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_size < 1:
-            raise ValueError("close sequence max_size must be at least 1")
-        self.ttl = check_seconds("close sequence ttl", ttl)
-        self.max_size = max_size
+        # The registry's revocation_ttl and revocation_max_size: checked as those.
+        self.ttl = check_seconds("revocation_ttl", ttl)
+        self.max_size = check_count("revocation_max_size", max_size)
         self._clock = clock
         self._sequence = 0
         self._floor = 0

@@ -7,9 +7,15 @@ from typing import Final
 SESSION_ENDED_CODE: Final = 4001
 """Session ended: the client should reconnect and re-authorize."""
 SESSION_ENDED_REASON: Final = "session ended"
+SESSION_EXPIRED_REASON: Final = "session expired"
+"""The reason sent with the session-ended code when the session (or identity) expired."""
 SHUTDOWN_CODE: Final = 1001
 """GOING_AWAY: the server is shutting down; reconnect to another node or later."""
 SHUTDOWN_REASON: Final = "server shutdown"
+TRY_AGAIN_LATER_CODE: Final = 1013
+"""RFC 6455 Try Again Later: the socket's user could not be determined (an identity
+lookup raised); the client should reconnect after a backoff."""
+TRY_AGAIN_LATER_REASON: Final = "try again later"
 
 MAX_REASON_BYTES: Final = 123
 """RFC 6455 limits a close frame payload to 125 bytes, two of which hold the code."""

@@ -13,7 +13,7 @@ from aiohttp import web
 from .app import get_registry
 from .closing import close_sockets, drop_transport, track_transport
 from .keys import ID_CHANGED
-from .registry import SessionWSRegistry
+from .registry import KeyProviderError, SessionWSRegistry
 
 
 class session_ws:  # noqa: N801 - the 1.1.1 name
@@ -66,10 +66,25 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         session_ws_id = await registry.get_id(request)
         if session_ws_id is None:
             session_ws_id = await registry.new_id(request)
+        registry.handshake_started(session_ws_id)
+        try:
+            return await self._open(ws, session_ws_id)
+        finally:
+            registry.handshake_ended(session_ws_id)
+
+    async def _open(
+        self, ws: web.WebSocketResponse, session_ws_id: Hashable
+    ) -> web.WebSocketResponse:
+        request = self.request
+        registry = self.registry
         # Taken before the keys are computed: a key closed while they are
         # (an identity lookup may take a while) refuses the socket below.
         mark = registry.close_mark()
-        keys = await registry.keys_for(request)
+        unidentified: KeyProviderError | None = None
+        try:
+            keys = await registry.keys_for(request)
+        except KeyProviderError as exc:  # whose socket it is is unknown: refuse it below
+            keys, unidentified = (), exc
         if request.get(ID_CHANGED):
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.
@@ -77,6 +92,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
         await ws.prepare(request)
         track_transport(ws, request.transport)
+        if unidentified is not None:
+            await registry.refuse_unidentified(ws, unidentified)
+            return ws
         heartbeat = self.options.get("heartbeat")
         if heartbeat:
             self._watchdog = asyncio.ensure_future(_watch(ws, float(heartbeat)))
@@ -104,6 +122,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 message=registry.close_message,
                 timeout=registry.close_timeout,
             )
+        else:
+            await registry.enforce_deadline(request, session_ws_id, ws)
         return ws
 
     async def __aexit__(

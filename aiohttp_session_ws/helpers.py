@@ -36,3 +36,16 @@ async def schedule_close_all_session_ws(request: web.Request, response: web.Stre
     Returns at once. Rotate the id afterwards with `new_session_ws_id`.
     """
     await get_registry(request).schedule_close_all_session(request, response)
+
+
+def set_session_ws_deadline(request: web.Request, expires_at: float) -> None:
+    """Close the websocket `request` opens (or opened) at `expires_at` at the latest.
+
+    `expires_at` is in seconds since the epoch, like `time.time()` and a JWT's `exp`.
+    For identity policies whose credentials expire on their own: call it from the
+    policy's `identify`, a key provider or the websocket handler. It only brings the
+    deadline forward; the socket is closed with the session-ended code and the
+    reason "session expired". Not async. Raises TypeError/ValueError for a value
+    that is not a time.
+    """
+    get_registry(request).set_deadline(request, expires_at)

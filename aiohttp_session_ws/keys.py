@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Final
 
+import aiohttp_session
 from aiohttp import web
 
 LEGACY_REGISTRY_KEY: Final = "aiohttp_session_ws_registry"
@@ -11,6 +13,20 @@ LEGACY_REGISTRY_KEY: Final = "aiohttp_session_ws_registry"
 
 if TYPE_CHECKING or hasattr(web, "RequestKey"):
     ID_CHANGED: Final = web.RequestKey("aiohttp_session_ws_id_changed", bool)
+    LOADED_CREATED: Final[web.RequestKey[tuple[aiohttp_session.Session, int]]] = web.RequestKey(
+        "aiohttp_session_ws_loaded_created"
+    )
+    SOCKET_DEADLINE: Final = web.RequestKey("aiohttp_session_ws_deadline", float)
+    OPEN_SOCKET: Final = web.RequestKey("aiohttp_session_ws_socket", web.WebSocketResponse)
+    OPEN_SOCKET_ID: Final[web.RequestKey[Hashable]] = web.RequestKey("aiohttp_session_ws_socket_id")
 else:  # aiohttp < 3.12 has no RequestKey
     ID_CHANGED: Final = "aiohttp_session_ws_id_changed"
-"""Set on a request whose websocket id changed, so `session_ws` saves the session."""
+    LOADED_CREATED: Final = "aiohttp_session_ws_loaded_created"
+    SOCKET_DEADLINE: Final = "aiohttp_session_ws_deadline"
+    OPEN_SOCKET: Final = "aiohttp_session_ws_socket"
+    OPEN_SOCKET_ID: Final = "aiohttp_session_ws_socket_id"
+"""ID_CHANGED: set on a request whose websocket id changed, so `session_ws` saves the
+session. LOADED_CREATED: the session as first loaded and its `created` time.
+SOCKET_DEADLINE: the earliest deadline set with `set_deadline` (seconds since the
+epoch). OPEN_SOCKET, OPEN_SOCKET_ID: the socket `session_ws` registered for the
+request, and its websocket id."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypedDict
@@ -16,20 +18,26 @@ from .closing import close_sockets
 from .codes import (
     SESSION_ENDED_CODE,
     SESSION_ENDED_REASON,
+    SESSION_EXPIRED_REASON,
     SHUTDOWN_CODE,
     SHUTDOWN_REASON,
+    TRY_AGAIN_LATER_CODE,
+    TRY_AGAIN_LATER_REASON,
     encode_reason,
     validate_close_code,
 )
+from .expiry import Deadlines, check_expiry_time, session_expiry
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
-from .keys import ID_CHANGED
-from .options import check_seconds
+from .keys import ID_CHANGED, LOADED_CREATED, OPEN_SOCKET, OPEN_SOCKET_ID, SOCKET_DEADLINE
+from .logs import RateLimitedLog, error_trace
+from .options import check_name, check_seconds
 from .origin import OriginPolicy
-from .revocation import RevokedIds
+from .revocation import OTHER, SIGNED_IN, SOCKETS, RevokedIds
 
 logger = logging.getLogger("aiohttp_session_ws")
 
 DEFAULT_SESSION_KEY = "aiohttp_session_ws_id"
+KEY_REVOCATION_TAG = "aiohttp_session_ws:key"
 
 KeyProvider = Callable[[web.Request], Awaitable[Iterable[Hashable]]]
 """Returns extra index keys for a connecting socket (e.g. the user's identity)."""
@@ -48,6 +56,15 @@ def add_global_key_provider(provider: KeyProvider) -> None:
         _global_key_providers.append(provider)
 
 
+class KeyProviderError(Exception):
+    """A key provider raised, so a socket's extra keys (e.g. its user) are unknown.
+
+    `session_ws` refuses such a socket (closed at once with 1013, Try Again Later)
+    rather than register it without its keys. The message names the provider's
+    error type only; the original error is the `__cause__`.
+    """
+
+
 class RegistryStats(TypedDict):
     """Counts for metrics. Never contains ids, identities or cookie values."""
 
@@ -55,6 +72,7 @@ class RegistryStats(TypedDict):
     sessions: int
     keys: int
     revoked: int
+    deadlines: int
     pending_closes: int
     closed: dict[str, int]
     refused: dict[str, int]
@@ -82,12 +100,14 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         allow_missing_origin: bool = True,
     ) -> None:
         self.id_factory = check_id_factory(id_factory)
-        self.session_key = session_key
+        self.session_key = check_name("session_key", session_key)
         self.close_code = validate_close_code(close_code)
         self.close_message = encode_reason(close_message)
         self.close_timeout = check_seconds("close_timeout", close_timeout)
         self.origins = OriginPolicy(allowed_origins, allow_missing=allow_missing_origin)
-        self.revoked = RevokedIds(revocation_ttl, revocation_max_size)
+        self.revoked = RevokedIds(
+            revocation_ttl, revocation_max_size, budget_of=self._revocation_budget
+        )
         self.close_sequence = CloseSequence(revocation_ttl, revocation_max_size)
         self._sessions: dict[Hashable, set[web.WebSocketResponse]] = {}
         self._keys: dict[Hashable, set[web.WebSocketResponse]] = {}
@@ -97,6 +117,14 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
+        self._deadlines = Deadlines(self._expire)
+        # Sockets with a deadline -> (their session id, the deadline set with
+        # set_deadline or inf); session id -> the latest expiry seen for that session.
+        self._expiring: dict[web.WebSocketResponse, tuple[Hashable, float]] = {}
+        self._session_until: dict[Hashable, float] = {}
+        self._handshakes: dict[Hashable, int] = {}  # id -> handshakes in flight
+        self._refusals = RateLimitedLog(logger)
+        self._unreadable = RateLimitedLog(logger)
 
     # -- Mapping -----------------------------------------------------------
 
@@ -117,7 +145,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
     async def get_id(self, request: web.Request) -> Hashable | None:
         """The request's current websocket id, or None (also for a value no id can be)."""
-        session = await _get_session(request)
+        session = await _get_session(request, self._unreadable)
         value = session.get(self.session_key)
         session_ws_id = stored_id(value)
         if session_ws_id is None and value is not None:
@@ -125,17 +153,19 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             logger.debug(
                 "ignored an unusable websocket id (a %s) in a session", type(value).__name__
             )
+        elif session_ws_id in self._session_until:  # a session with expiring sockets
+            self._renewed(request, session, session_ws_id)
         return session_ws_id
 
     async def set_id(self, request: web.Request, session_ws_id: Hashable) -> None:
         """Store `session_ws_id` as the request's websocket id."""
-        session = await _get_session(request)
+        session = await _get_session(request, self._unreadable)
         session[self.session_key] = session_ws_id
         request[ID_CHANGED] = True
 
     async def delete_id(self, request: web.Request) -> None:
         """Remove the request's websocket id."""
-        session = await _get_session(request)
+        session = await _get_session(request, self._unreadable)
         if session.pop(self.session_key, None) is not None:
             request[ID_CHANGED] = True
 
@@ -170,7 +200,13 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             return ()
         keys: dict[Hashable, None] = {}
         for provider in providers:
-            keys.update(dict.fromkeys(await provider(request)))
+            try:
+                provided = await provider(request)
+            except Exception as exc:
+                raise KeyProviderError(
+                    f"a key provider raised {type(exc).__name__}: the socket's keys are unknown"
+                ) from exc
+            keys.update(dict.fromkeys(provided))
         return tuple(keys)
 
     def close_mark(self) -> CloseMark:
@@ -225,16 +261,165 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         entry = self._socket_keys.pop(wsr, None)
         for key in entry.keys if entry is not None else ():
             _discard(self._keys, key, wsr)
+        if self._expiring.pop(wsr, None) is not None:
+            self._deadlines.discard(wsr)
+            if session_ws_id not in self._sessions:
+                self._session_until.pop(session_ws_id, None)
+
+    def handshake_started(self, session_ws_id: Hashable) -> None:
+        """Note a handshake in flight for `session_ws_id` (see `handshake_ended`).
+
+        Until it ends, a revocation of the id is kept in the budget of sessions with
+        sockets, so no flood of other revocations can evict it before the new
+        socket checks it.
+        """
+        self._handshakes[session_ws_id] = self._handshakes.get(session_ws_id, 0) + 1
+
+    def handshake_ended(self, session_ws_id: Hashable) -> None:
+        """The handshake noted by `handshake_started` was registered or failed."""
+        left = self._handshakes.get(session_ws_id, 0) - 1
+        if left > 0:
+            self._handshakes[session_ws_id] = left
+        else:
+            self._handshakes.pop(session_ws_id, None)
+
+    async def refuse_unidentified(self, wsr: web.WebSocketResponse, error: BaseException) -> None:
+        """Close a prepared socket whose keys could not be determined, with 1013.
+
+        It was never registered. Logged (rate-limited) with the error's type only:
+        a lookup's error may carry the identity it looked up.
+        """
+        self._refused["identity_error"] += 1
+        cause = error.__cause__ if error.__cause__ is not None else error
+        self._refusals.warning(
+            "refused a websocket: its user could not be determined (%s); "
+            "closed with %d (try again later)",
+            type(cause).__name__,
+            TRY_AGAIN_LATER_CODE,
+        )
+        await close_sockets(
+            [wsr],
+            code=TRY_AGAIN_LATER_CODE,
+            message=TRY_AGAIN_LATER_REASON.encode(),
+            timeout=self.close_timeout,
+        )
 
     def sockets_for_key(self, key: Hashable) -> frozenset[web.WebSocketResponse]:
         """The open sockets registered under an extra key."""
         return frozenset(self._keys.get(key, ()))
+
+    # -- expiry ------------------------------------------------------------
+
+    def set_deadline(self, request: web.Request, expires_at: float) -> None:
+        """Close the socket `request` opens (or opened) at `expires_at` at the latest.
+
+        `expires_at` is in seconds since the epoch, like `time.time()` and a JWT's
+        `exp`. Call it from an identity policy's `identify`, a key provider or the
+        websocket handler; it only ever brings the deadline forward. The socket is
+        closed with the session-ended code and the reason "session expired" (at
+        once, if the time has passed). Raises TypeError/ValueError for a value that
+        is not a time.
+        """
+        when = check_expiry_time(expires_at)
+        current = request.get(SOCKET_DEADLINE)
+        if current is None or when < current:
+            request[SOCKET_DEADLINE] = when
+        wsr = request.get(OPEN_SOCKET)
+        session_ws_id = request.get(OPEN_SOCKET_ID)
+        if wsr is None or wsr.closed or wsr not in self._sessions.get(session_ws_id, ()):
+            return  # not open yet (`enforce_deadline` will apply it), or gone
+        expiring = self._expiring.get(wsr)
+        fixed = when if expiring is None else min(expiring[1], when)
+        self._expiring[wsr] = (session_ws_id, fixed)
+        self._deadlines.tighten(wsr, when)
+
+    async def enforce_deadline(
+        self, request: web.Request, session_ws_id: Hashable, wsr: web.WebSocketResponse
+    ) -> None:
+        """Close the registered `wsr` when its session expires (see `set_deadline` too).
+
+        The session expires at `created + max_age` (aiohttp_session's rule; no
+        deadline without a `max_age`), which is pushed back when a later request of
+        the same session shows it was renewed. A socket whose deadline has already
+        passed is unregistered and closed at once (counted as `refused["expired"]`).
+        """
+        request[OPEN_SOCKET] = wsr
+        request[OPEN_SOCKET_ID] = session_ws_id
+        session = request.get(aiohttp_session.SESSION_KEY)
+        session_until = None if session is None else session_expiry(request, session)
+        fixed = request.get(SOCKET_DEADLINE, math.inf)
+        if session_until is None and fixed == math.inf:
+            return
+        if session_until is not None:
+            known = self._session_until.get(session_ws_id, -math.inf)
+            self._session_until[session_ws_id] = session_until = max(known, session_until)
+        expires_at = min(fixed, math.inf if session_until is None else session_until)
+        if expires_at > time.time():
+            self._expiring[wsr] = (session_ws_id, fixed)
+            self._deadlines.tighten(wsr, expires_at)
+            return
+        self.unregister(session_ws_id, wsr)
+        self._refused["expired"] += 1
+        await close_sockets(
+            [wsr],
+            code=self.close_code,
+            message=SESSION_EXPIRED_REASON.encode(),
+            timeout=self.close_timeout,
+        )
+
+    def _renewed(
+        self, request: web.Request, session: aiohttp_session.Session, session_ws_id: Hashable
+    ) -> None:
+        """A request loaded a session whose sockets expire: note a later expiry.
+
+        Only the `created` time the session was loaded with counts (the client holds
+        that cookie or record); a socket due meanwhile is then kept until the new
+        expiry instead of being closed.
+        """
+        until = session_expiry(request, session)
+        if until is not None and until > self._session_until[session_ws_id]:
+            self._session_until[session_ws_id] = until
+
+    def _expire(self, sockets: list[web.WebSocketResponse]) -> None:
+        """The deadline timer's callback: close the due sockets (in a tracked task),
+        except those whose session was renewed meanwhile (their deadline moves)."""
+        now = time.time()
+        due = []
+        for wsr in sockets:
+            session_ws_id, fixed = self._expiring.get(wsr, (None, now))
+            until = min(fixed, self._session_until.get(session_ws_id, math.inf))
+            if until > now:
+                self._deadlines.tighten(wsr, until)
+            else:
+                due.append(wsr)
+        if due:
+            self.spawn(
+                self._close(due, self.close_code, SESSION_EXPIRED_REASON.encode(), "expired")
+            )
 
     # -- revocation --------------------------------------------------------
 
     async def revoke(self, session_ws_id: Hashable) -> None:
         """Refuse sockets presenting `session_ws_id` for `revocation_ttl` seconds."""
         self.revoked.add(session_ws_id)
+
+    def _revocation_budget(self, key: Hashable) -> int:
+        """Which budget of the revocation memory a revocation of `key` goes to.
+
+        Sessions whose sockets carry extra keys (a signed-in user's) and per-key
+        revocations first, then sessions with sockets or a handshake in flight, then
+        the rest (e.g. anonymous logouts), so a flood of the last cannot evict the
+        first two.
+        """
+        sockets = self._sessions.get(key)
+        if sockets:
+            socket_keys = self._socket_keys
+            return SIGNED_IN if any(ws in socket_keys for ws in sockets) else SOCKETS
+        if key in self._handshakes:
+            return SOCKETS
+        if isinstance(key, tuple) and key[:1] == (KEY_REVOCATION_TAG,):
+            return SIGNED_IN
+        return OTHER
 
     async def is_revoked(self, session_ws_id: Hashable) -> bool:
         """True if `session_ws_id` was revoked and has not expired."""
@@ -389,8 +574,9 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("scheduled websocket close failed", exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # the type and stack only: a message may hold an id
+            logger.error("scheduled websocket close failed: %s", error_trace(error))
 
     async def start(self) -> None:
         """Called when the app starts (subclasses start background work here)."""
@@ -406,7 +592,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        return await self.close_all()
+        closed = await self.close_all()
+        self._deadlines.clear()
+        self._expiring.clear()
+        self._session_until.clear()
+        return closed
 
     # -- origin and metrics --------------------------------------------------
 
@@ -427,6 +617,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             sessions=len(self._sessions),
             keys=len(self._keys),
             revoked=len(self.revoked),
+            deadlines=len(self._deadlines),
             pending_closes=len(self._tasks),
             closed=dict(self._closed),
             refused=dict(self._refused),
@@ -444,7 +635,7 @@ class SocketKeys(NamedTuple):
 
 def key_revocation(session_ws_id: Hashable, key: Hashable) -> tuple[str, Hashable, Hashable]:
     """The revocation entry for `key` within one session (see `close_local_key`)."""
-    return ("aiohttp_session_ws:key", session_ws_id, key)
+    return (KEY_REVOCATION_TAG, session_ws_id, key)
 
 
 def _discard(
@@ -462,7 +653,9 @@ def _is_upgrade(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-async def _get_session(request: web.Request) -> aiohttp_session.Session:
+async def _get_session(
+    request: web.Request, warnings: RateLimitedLog | None = None
+) -> aiohttp_session.Session:
     """The request's session; one whose stored data cannot be read is replaced by a new one.
 
     aiohttp_session raises (500) on a cookie that decodes to the wrong shape
@@ -475,11 +668,17 @@ async def _get_session(request: web.Request) -> aiohttp_session.Session:
             "aiohttp_session.setup(app, storage) (or add session_middleware(storage)) and "
             "place session_ws_middleware after it in the middlewares list"
         )
+    loading = request.get(aiohttp_session.SESSION_KEY) is None
     try:
-        return await aiohttp_session.get_session(request)
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-        logger.warning(
+        session = await aiohttp_session.get_session(request)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        # RecursionError: JSON nested thousands deep. Any client can send these, so
+        # the registry's warning is rate-limited.
+        (warnings or RateLimitedLog(logger)).warning(
             "unreadable session data (%s); serving the request as a new session",
             type(exc).__name__,
         )
         return await aiohttp_session.new_session(request)
+    if loading:
+        request[LOADED_CREATED] = (session, session.created)
+    return session

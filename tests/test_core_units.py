@@ -65,7 +65,7 @@ def test_revoked_ids_memory_stays_bounded_under_churn() -> None:
         ({"revocation_ttl": 0}, ValueError, "positive"),
         ({"close_timeout": -1}, ValueError, "close_timeout must be a positive, finite .* got -1"),
         ({"close_timeout": float("nan")}, ValueError, "positive, finite"),
-        ({"revocation_ttl": float("inf")}, ValueError, "revocation ttl .* positive, finite"),
+        ({"revocation_ttl": float("inf")}, ValueError, "revocation_ttl .* positive, finite"),
         ({"close_timeout": True}, TypeError, "close_timeout must be a number of seconds"),
         ({"close_timeout": "2"}, TypeError, "number of seconds .* got str"),
         ({"revocation_max_size": 0}, ValueError, "at least 1"),

@@ -31,19 +31,25 @@ def identity_key(userid: str) -> tuple[str, str]:
 
 
 async def identity_keys(request: web.Request) -> tuple[Hashable, ...]:
-    """Key provider: the connecting user's identity key, if aiohttp_security knows one."""
+    """Key provider: the connecting user's identity key, if aiohttp_security knows one.
+
+    Anonymous (None or "") gives no key. If the lookup raises (an expired JWT, a
+    user store that is down) or returns something other than a str, the socket
+    cannot be tied to its user, so the error propagates and `session_ws` refuses
+    the socket with 1013 (Try Again Later) instead of serving it unindexed, out
+    of reach of "log out everywhere".
+    """
     if IDENTITY_KEY not in request.config_dict:
         return ()
-    try:
-        userid = await aiohttp_security.authorized_userid(request)
-    except Exception:  # e.g. an expired JWT: the socket cannot be tied to a user
-        logger.warning(
-            "could not identify a websocket's user; it is not indexed by identity",
-            exc_info=True,
+    userid = await aiohttp_security.authorized_userid(request)
+    if userid is None or userid == "":
+        return ()
+    if not isinstance(userid, str):
+        raise TypeError(
+            f"authorized_userid returned a {type(userid).__name__}; the security layer "
+            "indexes sockets by str user ids: return str(user_id) from the "
+            "authorization policy's authorized_userid"
         )
-        return ()
-    if not userid or not isinstance(userid, str):
-        return ()
     return (identity_key(userid),)
 
 

@@ -1,0 +1,144 @@
+"""When each socket's session (or identity) expires: one heap of deadlines per registry,
+driven by a single timer re-armed for the earliest, not a task per socket."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable
+from numbers import Real
+
+import aiohttp_session
+from aiohttp import web
+
+from .keys import ID_CHANGED, LOADED_CREATED
+
+COMPACT_SLACK = 64
+"""Stale heap entries tolerated beyond the live ones before the heap is rebuilt."""
+
+
+def check_expiry_time(expires_at: object) -> float:
+    """Return `expires_at` (seconds since the epoch) as a float, or raise."""
+    if isinstance(expires_at, bool) or not isinstance(expires_at, Real):
+        raise TypeError(
+            "a socket deadline is a time in seconds since the epoch (as time.time() or "
+            f"a JWT's exp), got {type(expires_at).__name__}"
+        )
+    when = float(expires_at)
+    if math.isnan(when):
+        raise ValueError("a socket deadline is a time in seconds since the epoch, got NaN")
+    return when
+
+
+def session_expiry(request: web.Request, session: aiohttp_session.Session) -> float | None:
+    """When aiohttp_session stops loading `session`: `created + max_age` (seconds since
+    the epoch), or None if it never expires.
+
+    aiohttp_session drops a session's data once it is more than `max_age` seconds
+    older than its `created` time, which every write to the session renews (and a
+    save without a write does not); cookie storages also set the cookie to expire
+    `max_age` after the save, and RedisStorage gives the record that lifetime. The
+    earlier of the storage's and the session's `max_age` is used. If the session was
+    written during this request but not saved (its id did not change), the `created`
+    it had when loaded is what the client's cookie or record carries.
+    """
+    storage = request.get(aiohttp_session.STORAGE_KEY)
+    ages = [
+        float(age)
+        for age in (getattr(storage, "max_age", None), session.max_age)
+        if isinstance(age, int | float) and not isinstance(age, bool)
+    ]
+    if not ages:
+        return None
+    created = session.created
+    loaded = request.get(LOADED_CREATED)
+    if loaded is not None and loaded[0] is session and not request.get(ID_CHANGED):
+        created = min(created, loaded[1])
+    return created + min(ages)
+
+
+class Deadlines:
+    """Sockets to close at a deadline: a heap of (loop time, n, socket) and one timer.
+
+    `tighten(ws, when)` sets or brings forward a socket's deadline (a later one is
+    ignored); `discard(ws)` forgets it (its heap entry is dropped lazily, and the
+    heap is rebuilt when stale entries outnumber live ones, so memory stays bounded
+    by the sockets that have deadlines). When deadlines pass, `on_due` gets the
+    due sockets in one call.
+    """
+
+    def __init__(self, on_due: Callable[[list[web.WebSocketResponse]], None]) -> None:
+        self._on_due = on_due
+        self._when: dict[web.WebSocketResponse, float] = {}
+        self._heap: list[tuple[float, int, web.WebSocketResponse]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def __len__(self) -> int:
+        return len(self._when)
+
+    def __contains__(self, ws: object) -> bool:
+        return ws in self._when
+
+    def tighten(self, ws: web.WebSocketResponse, expires_at: float) -> None:
+        """Close `ws` at `expires_at` (seconds since the epoch) unless due earlier."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + (expires_at - time.time())
+        current = self._when.get(ws)
+        if current is not None and current <= when:
+            return
+        self._when[ws] = when
+        heapq.heappush(self._heap, (when, next(self._order), ws))
+        self._compact()
+        self._arm(loop)
+
+    def discard(self, ws: web.WebSocketResponse) -> None:
+        """Forget `ws`'s deadline, if it has one."""
+        if self._when.pop(ws, None) is not None:
+            self._compact()
+
+    def clear(self) -> None:
+        """Forget every deadline and stop the timer."""
+        self._when.clear()
+        self._heap.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, math.inf
+
+    def _stale(self, entry: tuple[float, int, web.WebSocketResponse]) -> bool:
+        return self._when.get(entry[2]) != entry[0]
+
+    def _compact(self) -> None:
+        if len(self._heap) > 2 * len(self._when) + COMPACT_SLACK:
+            self._heap = [entry for entry in self._heap if not self._stale(entry)]
+            heapq.heapify(self._heap)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        heap = self._heap
+        while heap and self._stale(heap[0]):
+            heapq.heappop(heap)
+        if not heap:
+            return  # a timer still armed finds nothing due and stops
+        earliest = heap[0][0]
+        if self._timer is not None:
+            if self._timer_at <= earliest:
+                return
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(earliest, self._fire, loop), earliest
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer, self._timer_at = None, math.inf
+        now = loop.time()
+        heap, due = self._heap, []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if not self._stale(entry):
+                del self._when[entry[2]]
+                due.append(entry[2])
+        self._arm(loop)
+        if due:
+            self._on_due(due)
