@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -155,24 +156,15 @@ def aiohttp_session_ws_setup(app: web.Application, **options: Any) -> SessionWSR
     return registry
 
 
-class ExpiringTokenPolicy(AbstractIdentityPolicy):
-    """A JWT-like identity policy that tells the library when each token expires."""
-
-    async def identify(self, request: web.Request) -> str | None:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return None
-        claims = jwt.decode(header[7:], JWT_SECRET, algorithms=["HS256"])
-        set_session_ws_deadline(request, claims["exp"])  # the documented hook
-        return str(claims["sub"])
-
-    async def remember(
-        self, request: web.Request, response: web.StreamResponse, identity: str, **kwargs: Any
-    ) -> None:
-        pass
-
-    async def forget(self, request: web.Request, response: web.StreamResponse) -> None:
-        pass
+def readme_jwt_policy() -> type[AbstractIdentityPolicy]:
+    """The README's `ExpiringJWTIdentityPolicy`, run as written there."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("```python\nimport jwt\n", readme.index("### Expiry"))
+    code = readme[start + len("```python\n") : readme.index("```", start + 3)]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    policy: type[AbstractIdentityPolicy] = namespace["ExpiringJWTIdentityPolicy"]
+    return policy
 
 
 async def test_an_identity_policy_sets_the_deadline_of_a_socket(aiohttp_client: Any) -> None:
@@ -184,7 +176,7 @@ async def test_an_identity_policy_sets_the_deadline_of_a_socket(aiohttp_client: 
             session_ws_middleware,
         ]
     )
-    asws_security.setup(app, ExpiringTokenPolicy(), Users())
+    asws_security.setup(app, readme_jwt_policy()(JWT_SECRET), Users())
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         async with session_ws(request) as ws:
@@ -195,7 +187,7 @@ async def test_an_identity_policy_sets_the_deadline_of_a_socket(aiohttp_client: 
 
     app.router.add_get("/ws", handler)
     client = await aiohttp_client(app)
-    token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 2}, JWT_SECRET)
+    token = jwt.encode({"login": "alice", "exp": int(time.time()) + 2}, JWT_SECRET)
     ws = await client.ws_connect("/ws", headers={"Authorization": f"Bearer {token}"})
     assert (await ws.receive_json(timeout=5))["user"] == "alice"
     await expect_expired(ws, within=4.0)
