@@ -8,13 +8,13 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from numbers import Real
 
 import aiohttp_session
 from aiohttp import web
 
-from .keys import ID_CHANGED, LOADED_CREATED
+from .keys import ID_CHANGED, LOADED_CREATED, OPEN_SOCKET, OPEN_SOCKET_ID, SOCKET_DEADLINE
 
 COMPACT_SLACK = 64
 """Stale heap entries tolerated beyond the live ones before the heap is rebuilt."""
@@ -140,5 +140,109 @@ class Deadlines:
                 del self._when[entry[2]]
                 due.append(entry[2])
         self._arm(loop)
+        if due:
+            self._on_due(due)
+
+
+class SocketExpiry:
+    """When each registered socket must close: its session's expiry (renewed as later
+    requests of the session show it was) or an earlier deadline set for it.
+
+    `on_due` gets the sockets whose time has come, in one call per timer tick.
+    """
+
+    def __init__(self, on_due: Callable[[list[web.WebSocketResponse]], None]) -> None:
+        self._on_due = on_due
+        self._deadlines = Deadlines(self._due)
+        # socket -> (its session id, the deadline set with `tighten`, or inf)
+        self._sockets: dict[web.WebSocketResponse, tuple[Hashable, float]] = {}
+        # session id -> the latest expiry seen for it (while it has expiring sockets)
+        self._sessions: dict[Hashable, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def watch(
+        self, request: web.Request, session_ws_id: Hashable, wsr: web.WebSocketResponse
+    ) -> bool:
+        """Give the just-registered `wsr` its deadline; False if that has passed already.
+
+        The deadline is the earlier of its session's expiry (`session_expiry`) and
+        one set on `request` with `note` before the socket opened.
+        """
+        request[OPEN_SOCKET] = wsr
+        request[OPEN_SOCKET_ID] = session_ws_id
+        session = request.get(aiohttp_session.SESSION_KEY)
+        session_until = None if session is None else session_expiry(request, session)
+        fixed = request.get(SOCKET_DEADLINE, math.inf)
+        if session_until is not None:
+            known = self._sessions.get(session_ws_id, -math.inf)
+            self._sessions[session_ws_id] = session_until = max(known, session_until)
+        expires_at = min(fixed, math.inf if session_until is None else session_until)
+        if expires_at == math.inf:
+            return True
+        if expires_at <= time.time():
+            return False
+        self._sockets[wsr] = (session_ws_id, fixed)
+        self._deadlines.tighten(wsr, expires_at)
+        return True
+
+    def note(
+        self, request: web.Request, expires_at: float
+    ) -> tuple[web.WebSocketResponse | None, Hashable]:
+        """Record a deadline on `request` (the earliest wins); return the socket it
+        opened, if any, and that socket's session id."""
+        current = request.get(SOCKET_DEADLINE)
+        if current is None or expires_at < current:
+            request[SOCKET_DEADLINE] = expires_at
+        return request.get(OPEN_SOCKET), request.get(OPEN_SOCKET_ID)
+
+    def tighten(
+        self, wsr: web.WebSocketResponse, session_ws_id: Hashable, expires_at: float
+    ) -> None:
+        """Close the registered `wsr` at `expires_at` (seconds since the epoch) at the latest."""
+        known = self._sockets.get(wsr)
+        fixed = expires_at if known is None else min(known[1], expires_at)
+        self._sockets[wsr] = (session_ws_id, fixed)
+        self._deadlines.tighten(wsr, expires_at)
+
+    def renewed(
+        self, request: web.Request, session: aiohttp_session.Session, session_ws_id: Hashable
+    ) -> None:
+        """A request loaded session `session_ws_id`: if it expires later than known, note it.
+
+        Only the `created` time the session was loaded with counts (the client holds
+        that cookie or record); a due socket of the session then gets the later time.
+        """
+        known = self._sessions.get(session_ws_id)
+        if known is None:  # the common case: no expiring socket in this session
+            return
+        until = session_expiry(request, session)
+        if until is not None and until > known:
+            self._sessions[session_ws_id] = until
+
+    def forget(self, wsr: web.WebSocketResponse, session_ws_id: Hashable, *, last: bool) -> None:
+        """`wsr` was unregistered (`last`: its session has no socket left here)."""
+        if self._sockets.pop(wsr, None) is not None:
+            self._deadlines.discard(wsr)
+            if last:
+                self._sessions.pop(session_ws_id, None)
+
+    def clear(self) -> None:
+        """Forget every socket and stop the timer (on shutdown)."""
+        self._deadlines.clear()
+        self._sockets.clear()
+        self._sessions.clear()
+
+    def _due(self, sockets: list[web.WebSocketResponse]) -> None:
+        now = time.time()
+        due = []
+        for wsr in sockets:
+            session_ws_id, fixed = self._sockets.get(wsr, (None, now))
+            until = min(fixed, self._sessions.get(session_ws_id, math.inf))
+            if until > now:  # the session was renewed meanwhile
+                self._deadlines.tighten(wsr, until)
+            else:
+                due.append(wsr)
         if due:
             self._on_due(due)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypedDict
@@ -26,9 +24,9 @@ from .codes import (
     encode_reason,
     validate_close_code,
 )
-from .expiry import Deadlines, check_expiry_time, session_expiry
+from .expiry import SocketExpiry, check_expiry_time
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
-from .keys import ID_CHANGED, LOADED_CREATED, OPEN_SOCKET, OPEN_SOCKET_ID, SOCKET_DEADLINE
+from .keys import ID_CHANGED, LOADED_CREATED
 from .logs import RateLimitedLog, error_trace
 from .options import check_name, check_seconds
 from .origin import OriginPolicy
@@ -117,11 +115,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
-        self._deadlines = Deadlines(self._expire)
-        # Sockets with a deadline -> (their session id, the deadline set with
-        # set_deadline or inf); session id -> the latest expiry seen for that session.
-        self._expiring: dict[web.WebSocketResponse, tuple[Hashable, float]] = {}
-        self._session_until: dict[Hashable, float] = {}
+        self._expiry = SocketExpiry(self._expire)
         self._handshakes: dict[Hashable, int] = {}  # id -> handshakes in flight
         self._refusals = RateLimitedLog(logger)
         self._unreadable = RateLimitedLog(logger)
@@ -153,8 +147,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             logger.debug(
                 "ignored an unusable websocket id (a %s) in a session", type(value).__name__
             )
-        elif session_ws_id in self._session_until:  # a session with expiring sockets
-            self._renewed(request, session, session_ws_id)
+        elif session_ws_id is not None:
+            self._expiry.renewed(request, session, session_ws_id)
         return session_ws_id
 
     async def set_id(self, request: web.Request, session_ws_id: Hashable) -> None:
@@ -261,10 +255,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         entry = self._socket_keys.pop(wsr, None)
         for key in entry.keys if entry is not None else ():
             _discard(self._keys, key, wsr)
-        if self._expiring.pop(wsr, None) is not None:
-            self._deadlines.discard(wsr)
-            if session_ws_id not in self._sessions:
-                self._session_until.pop(session_ws_id, None)
+        self._expiry.forget(wsr, session_ws_id, last=session_ws_id not in self._sessions)
 
     def handshake_started(self, session_ws_id: Hashable) -> None:
         """Note a handshake in flight for `session_ws_id` (see `handshake_ended`).
@@ -321,17 +312,9 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         is not a time.
         """
         when = check_expiry_time(expires_at)
-        current = request.get(SOCKET_DEADLINE)
-        if current is None or when < current:
-            request[SOCKET_DEADLINE] = when
-        wsr = request.get(OPEN_SOCKET)
-        session_ws_id = request.get(OPEN_SOCKET_ID)
-        if wsr is None or wsr.closed or wsr not in self._sessions.get(session_ws_id, ()):
-            return  # not open yet (`enforce_deadline` will apply it), or gone
-        expiring = self._expiring.get(wsr)
-        fixed = when if expiring is None else min(expiring[1], when)
-        self._expiring[wsr] = (session_ws_id, fixed)
-        self._deadlines.tighten(wsr, when)
+        wsr, session_ws_id = self._expiry.note(request, when)
+        if wsr is not None and not wsr.closed and wsr in self._sessions.get(session_ws_id, ()):
+            self._expiry.tighten(wsr, session_ws_id, when)
 
     async def enforce_deadline(
         self, request: web.Request, session_ws_id: Hashable, wsr: web.WebSocketResponse
@@ -339,24 +322,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         """Close the registered `wsr` when its session expires (see `set_deadline` too).
 
         The session expires at `created + max_age` (aiohttp_session's rule; no
-        deadline without a `max_age`), which is pushed back when a later request of
-        the same session shows it was renewed. A socket whose deadline has already
+        deadline without a `max_age`), pushed back when a later request of the
+        same session shows it was renewed. A socket whose deadline has already
         passed is unregistered and closed at once (counted as `refused["expired"]`).
         """
-        request[OPEN_SOCKET] = wsr
-        request[OPEN_SOCKET_ID] = session_ws_id
-        session = request.get(aiohttp_session.SESSION_KEY)
-        session_until = None if session is None else session_expiry(request, session)
-        fixed = request.get(SOCKET_DEADLINE, math.inf)
-        if session_until is None and fixed == math.inf:
-            return
-        if session_until is not None:
-            known = self._session_until.get(session_ws_id, -math.inf)
-            self._session_until[session_ws_id] = session_until = max(known, session_until)
-        expires_at = min(fixed, math.inf if session_until is None else session_until)
-        if expires_at > time.time():
-            self._expiring[wsr] = (session_ws_id, fixed)
-            self._deadlines.tighten(wsr, expires_at)
+        if self._expiry.watch(request, session_ws_id, wsr):
             return
         self.unregister(session_ws_id, wsr)
         self._refused["expired"] += 1
@@ -367,35 +337,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             timeout=self.close_timeout,
         )
 
-    def _renewed(
-        self, request: web.Request, session: aiohttp_session.Session, session_ws_id: Hashable
-    ) -> None:
-        """A request loaded a session whose sockets expire: note a later expiry.
-
-        Only the `created` time the session was loaded with counts (the client holds
-        that cookie or record); a socket due meanwhile is then kept until the new
-        expiry instead of being closed.
-        """
-        until = session_expiry(request, session)
-        if until is not None and until > self._session_until[session_ws_id]:
-            self._session_until[session_ws_id] = until
-
     def _expire(self, sockets: list[web.WebSocketResponse]) -> None:
-        """The deadline timer's callback: close the due sockets (in a tracked task),
-        except those whose session was renewed meanwhile (their deadline moves)."""
-        now = time.time()
-        due = []
-        for wsr in sockets:
-            session_ws_id, fixed = self._expiring.get(wsr, (None, now))
-            until = min(fixed, self._session_until.get(session_ws_id, math.inf))
-            if until > now:
-                self._deadlines.tighten(wsr, until)
-            else:
-                due.append(wsr)
-        if due:
-            self.spawn(
-                self._close(due, self.close_code, SESSION_EXPIRED_REASON.encode(), "expired")
-            )
+        """Close sockets whose deadline passed (in a tracked task, on the close path)."""
+        self.spawn(
+            self._close(sockets, self.close_code, SESSION_EXPIRED_REASON.encode(), "expired")
+        )
 
     # -- revocation --------------------------------------------------------
 
@@ -593,9 +539,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             if pending:
                 await asyncio.wait(pending)
         closed = await self.close_all()
-        self._deadlines.clear()
-        self._expiring.clear()
-        self._session_until.clear()
+        self._expiry.clear()
         return closed
 
     # -- origin and metrics --------------------------------------------------
@@ -617,7 +561,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             sessions=len(self._sessions),
             keys=len(self._keys),
             revoked=len(self.revoked),
-            deadlines=len(self._deadlines),
+            deadlines=len(self._expiry),
             pending_closes=len(self._tasks),
             closed=dict(self._closed),
             refused=dict(self._refused),
