@@ -24,13 +24,13 @@ from aiohttp_session_ws import (
     REGISTRY_KEY,
     TRY_AGAIN_LATER_CODE,
     SessionWSRegistry,
-    session_ws,
     session_ws_middleware,
 )
 from aiohttp_session_ws import security as asws_security
 from aiohttp_session_ws.security import identity_key
 from tests.core_app import make_app as make_core_app
 from tests.support.security_app import COOKIE_KEY
+from tests.support.user_socket import hello_user_ws
 
 SECRET_USER = "alice-7f3c9d"
 
@@ -79,16 +79,8 @@ def security_app(users: FlakyUsers) -> web.Application:
         await aiohttp_security.remember(request, response, SECRET_USER)
         return response
 
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        async with session_ws(request) as ws:
-            if not ws.closed:
-                await ws.send_json({"user": await aiohttp_security.authorized_userid(request)})
-            async for _ in ws:
-                pass
-        return ws
-
     app.router.add_post("/login", login)
-    app.router.add_get("/ws", handler)
+    app.router.add_get("/ws", hello_user_ws)
     return app
 
 

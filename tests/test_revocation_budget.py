@@ -16,10 +16,11 @@ from aiohttp_security import SessionIdentityPolicy
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from yarl import URL
 
-from aiohttp_session_ws import SessionWSRegistry, session_ws, session_ws_middleware
+from aiohttp_session_ws import SessionWSRegistry, session_ws_middleware
 from aiohttp_session_ws import security as asws_security
 from tests.support.cluster import serve
 from tests.support.security_app import COOKIE_KEY, Users
+from tests.support.user_socket import hello_user_ws
 
 CAP = 20
 CHURN = 3 * CAP
@@ -59,18 +60,10 @@ def demo_like_app(
         await aiohttp_security.forget(request, response)
         return response
 
-    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
-        async with session_ws(request) as ws:
-            if not ws.closed:
-                await ws.send_json({"user": await aiohttp_security.authorized_userid(request)})
-            async for _ in ws:
-                pass
-        return ws
-
     app.router.add_get("/form", form)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
-    app.router.add_get("/ws", ws_handler)
+    app.router.add_get("/ws", hello_user_ws)
     return app
 
 
