@@ -20,8 +20,9 @@ from .helpers import (
     schedule_close_all_session_ws,
     set_session_ws_deadline,
 )
+from .ids import DEFAULT_ID_FACTORY
 from .middleware import session_ws_middleware
-from .registry import RegistryStats, SessionWSRegistry
+from .registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry
 
 setup_session_ws = setup
 
@@ -29,6 +30,8 @@ __version__ = "2.0.0.dev0"
 
 __all__ = [
     "CLIENT_PATH",
+    "DEFAULT_ID_FACTORY",
+    "DEFAULT_SESSION_KEY",
     "REGISTRY_KEY",
     "SESSION_ENDED_CODE",
     "SESSION_ENDED_REASON",

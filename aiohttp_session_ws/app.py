@@ -9,6 +9,7 @@ from typing import Final
 from aiohttp import web
 
 from .keys import LEGACY_REGISTRY_KEY
+from .order import check_middleware_order
 from .registry import SessionWSRegistry
 
 REGISTRY_KEY: Final = web.AppKey("aiohttp_session_ws_registry", SessionWSRegistry)
@@ -17,7 +18,12 @@ REGISTRY_KEY: Final = web.AppKey("aiohttp_session_ws_registry", SessionWSRegistr
 
 def setup(app: web.Application, registry: SessionWSRegistry) -> None:
     """Install `registry` on `app`, tie its lifetime to the app's, and close
-    every socket with 1001 on shutdown."""
+    every socket with 1001 on shutdown.
+
+    On startup the app's middleware order is checked: `session_ws_middleware`
+    listed before aiohttp_session's middleware raises `RuntimeError` then,
+    instead of a 500 on the first request.
+    """
     if not isinstance(registry, SessionWSRegistry):
         raise TypeError(
             f"setup() needs a SessionWSRegistry, got {type(registry).__name__}; "
@@ -27,6 +33,7 @@ def setup(app: web.Application, registry: SessionWSRegistry) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         app[LEGACY_REGISTRY_KEY] = registry
+    app.on_startup.append(check_middleware_order)
     app.on_shutdown.append(_on_shutdown)
     app.cleanup_ctx.append(_lifetime)
 

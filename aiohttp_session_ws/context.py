@@ -65,7 +65,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             )
         session_ws_id = await registry.get_id(request)
         if session_ws_id is None:
-            session_ws_id = await registry.new_id(request)
+            session_ws_id = await registry._stored_new_id(request)
         registry.handshake_started(session_ws_id)
         try:
             return await self._open(ws, session_ws_id)

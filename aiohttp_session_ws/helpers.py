@@ -21,7 +21,7 @@ async def new_session_ws_id(request: web.Request) -> Hashable:
 
 async def delete_session_ws_id(request: web.Request) -> None:
     """Remove the websocket id from the request's session."""
-    await get_registry(request).delete_id(request)
+    return await get_registry(request).delete_id(request)
 
 
 async def ensure_session_ws_id(request: web.Request) -> Hashable:
@@ -35,7 +35,7 @@ async def schedule_close_all_session_ws(request: web.Request, response: web.Stre
     The id is captured (and revoked) now; keep-alive is ended on `response`.
     Returns at once. Rotate the id afterwards with `new_session_ws_id`.
     """
-    await get_registry(request).schedule_close_all_session(request, response)
+    return await get_registry(request).schedule_close_all_session(request, response)
 
 
 def set_session_ws_deadline(request: web.Request, expires_at: float) -> None:

@@ -17,6 +17,10 @@ def default_id_factory(request: web.Request) -> str:
     return uuid.uuid4().hex
 
 
+DEFAULT_ID_FACTORY = default_id_factory
+"""The 1.1.1 name of the default `id_factory`."""
+
+
 def check_id_factory(id_factory: object) -> IdFactory:
     """Refuse a factory that cannot be called, at construction time."""
     if not callable(id_factory):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, TypedDict
@@ -29,12 +30,14 @@ from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factor
 from .keys import ID_CHANGED, LOADED_CREATED
 from .logs import RateLimitedLog, error_trace
 from .options import check_name, check_seconds
+from .order import NEEDS_SESSION_MIDDLEWARE
 from .origin import OriginPolicy
 from .revocation import OTHER, SIGNED_IN, SOCKETS, RevokedIds
 
 logger = logging.getLogger("aiohttp_session_ws")
 
 DEFAULT_SESSION_KEY = "aiohttp_session_ws_id"
+"""Where the websocket id is kept in the session unless `session_key=` says otherwise."""
 KEY_REVOCATION_TAG = "aiohttp_session_ws:key"
 
 KeyProvider = Callable[[web.Request], Awaitable[Iterable[Hashable]]]
@@ -131,6 +134,22 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
     def __len__(self) -> int:
         return len(self._sessions)
 
+    @property
+    def _registry(self) -> dict[Hashable, set[web.WebSocketResponse]]:
+        """Deprecated: the 1.1.1 name of the live id -> sockets dict.
+
+        Kept so 1.1.1 tests and subclasses that read (or fill) it keep working;
+        the attribute cannot be rebound. Emits a `DeprecationWarning`: read the
+        registry itself (a `Mapping`) and use `register`/`unregister` instead.
+        """
+        warnings.warn(
+            "SessionWSRegistry._registry is deprecated: read the registry itself (a Mapping "
+            "of id -> sockets) and change it with register()/unregister()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._sessions
+
     # -- the id in the session ---------------------------------------------
 
     async def generate_id(self, request: web.Request) -> Hashable:
@@ -178,7 +197,26 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         """
         session_ws_id = await self.get_id(request)
         if session_ws_id is None:
-            session_ws_id = await self.new_id(request)
+            session_ws_id = await self._stored_new_id(request)
+        return session_ws_id
+
+    async def _stored_new_id(self, request: web.Request) -> Hashable:
+        """`new_id`, then the id it stored even if it returned None (as 1.1.1's did).
+
+        Raises `RuntimeError` if no id can be read back: an override of
+        `new_id` must store the id where `get_id` finds it.
+        """
+        session_ws_id = await self.new_id(request)
+        if session_ws_id is None:  # a 1.1.1 subclass's new_id returns nothing
+            # and may write the session itself: save it on a websocket upgrade too.
+            request[ID_CHANGED] = True
+            session_ws_id = await self.get_id(request)
+            if session_ws_id is None:
+                raise RuntimeError(
+                    f"{type(self).__name__}.new_id() returned None and get_id() then found no "
+                    "id: new_id must store the id where get_id reads it (override set_id and "
+                    "get_id together) and should return it"
+                )
         return session_ws_id
 
     # -- registration ------------------------------------------------------
@@ -602,17 +640,18 @@ async def _get_session(
 ) -> aiohttp_session.Session:
     """The request's session; one whose stored data cannot be read is replaced by a new one.
 
+    A session already on the request (`request[aiohttp_session.SESSION_KEY]`,
+    as a mocked request in a unit test has it) is used as it is.
+
     aiohttp_session raises (500) on a cookie that decodes to the wrong shape
     (e.g. SimpleCookieStorage fed garbage); the request is served as a new
     session instead, which the session middleware saves over the bad cookie.
     """
-    if request.get(aiohttp_session.STORAGE_KEY) is None:
-        raise RuntimeError(
-            "aiohttp_session_ws needs aiohttp_session's middleware: call "
-            "aiohttp_session.setup(app, storage) (or add session_middleware(storage)) and "
-            "place session_ws_middleware after it in the middlewares list"
-        )
     loading = request.get(aiohttp_session.SESSION_KEY) is None
+    if loading and request.get(aiohttp_session.STORAGE_KEY) is None:
+        # No middleware and no session placed on the request (as unit tests
+        # with make_mocked_request do): aiohttp_session's own error is vaguer.
+        raise RuntimeError(NEEDS_SESSION_MIDDLEWARE)
     try:
         session = await aiohttp_session.get_session(request)
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
