@@ -14,12 +14,12 @@ $(STAMP): pyproject.toml
 demo-auth: $(STAMP)  ## the login demo
 	$(PY) -m demo_auth $(ARGS)
 
-demo: $(STAMP)  ## the 1.1.1 reset demo
-	$(PY) -m demo $(ARGS)
+demo: $(STAMP)  ## the 1.1.1 reset demo (python -m demo_reset)
+	$(PY) -m demo_reset $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check aiohttp_session_ws demo_auth
+	$(PY) -m ruff format --check aiohttp_session_ws demo_auth demo_reset
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

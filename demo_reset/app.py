@@ -18,7 +18,7 @@ from aiohttp_session_ws import (
     setup,
 )
 
-PAGE = files("demo").joinpath("index.html").read_text(encoding="utf-8")
+PAGE = files("demo_reset").joinpath("index.html").read_text(encoding="utf-8")
 
 
 async def handle_root(request: web.Request) -> web.Response:

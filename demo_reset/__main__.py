@@ -1,4 +1,4 @@
-"""`python -m demo [--host H] [--port P]`: run the reset demo."""
+"""`python -m demo_reset [--host H] [--port P]`: run the reset demo (`make demo`)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 
 from aiohttp import web
 
-from demo.app import make_app
+from demo_reset.app import make_app
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo_reset", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
