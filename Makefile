@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-auth test lint typecheck unit bench bench-quick clean
+.PHONY: demo demo-auth test lint typecheck unit package-check bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,7 +27,14 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
-test: lint typecheck unit  ## everything CI runs
+package-check: $(STAMP)  ## build the wheel and sdist, check what they contain
+	rm -rf dist
+	$(PY) -m build -q --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) -m check_wheel_contents --toplevel aiohttp_session_ws dist/*.whl
+	$(PY) .ci/check_dist.py dist
+
+test: lint typecheck unit package-check  ## everything CI runs
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
