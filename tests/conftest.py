@@ -11,19 +11,24 @@ from tests.support.redis_server import RedisServer
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def require(available: bool, what: str) -> None:
-    """Skip locally, fail under CI=true, when a real dependency is missing."""
+def require(available: bool, what: str, install: str = "") -> None:
+    """Skip locally, fail under CI=true, when a real dependency is missing.
+
+    `install` is the command that provides it; the skip reason names it.
+    """
     if available:
         return
     if IN_CI:
         pytest.fail(f"{what} is required under CI=true (.ci/run installs it)", pytrace=False)
-    pytest.skip(f"{what} is not installed")
+    pytest.skip(f"{what} is not installed" + (f"; install it with: {install}" if install else ""))
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One private redis-server per test run (never the shared one on 6379)."""
-    require(shutil.which("redis-server") is not None, "redis-server")
+    require(
+        shutil.which("redis-server") is not None, "redis-server", "apt-get install redis-server"
+    )
     server = RedisServer()
     server.start()
     yield server

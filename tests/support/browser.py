@@ -28,7 +28,7 @@ VIEWPORT = {"width": 760, "height": 500}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(os.path.exists(CHROMIUM), "chromium")
+    require(os.path.exists(CHROMIUM), f"Chromium ({CHROMIUM})", "apt-get install chromium")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
