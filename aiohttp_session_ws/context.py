@@ -132,12 +132,15 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # Unregister before any await: aiohttp may cancel the handler once the
+        # connection is gone (e.g. right after a client-started close), and a
+        # cancellation landing in an await below must not leave the socket registered.
+        if self.response is not None:
+            self.registry.unregister(self.session_ws_id, self.response)
         if self._watchdog is not None:
             self._watchdog.cancel()
             # asyncio.wait: the watchdog's cancellation is not raised here, ours would be.
             await asyncio.wait([self._watchdog])
-        if self.response is not None:
-            self.registry.unregister(self.session_ws_id, self.response)
 
 
 async def _watch(ws: web.WebSocketResponse, heartbeat: float) -> None:

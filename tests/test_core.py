@@ -432,3 +432,33 @@ async def test_close_all_counts_and_shutdown_code(aiohttp_client: Any) -> None:
     for ws in sockets:
         await expect_close(ws, 1001)
     assert await app[REGISTRY_KEY].close_all() == 0
+
+
+async def test_client_close_with_heartbeat_unregisters_the_socket(aiohttp_client: Any) -> None:
+    """aiohttp cancels the handler once the connection is gone; a cancellation landing in
+    session_ws's exit (it awaits the heartbeat watchdog) must not leave the socket registered."""
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        async with session_ws(request, heartbeat=30) as ws:
+            async for _ in ws:
+                pass
+        return ws
+
+    app = web.Application(
+        middlewares=[
+            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
+            session_ws_middleware,
+        ]
+    )
+    app.router.add_get("/ws", handler)
+    setup(app, SessionWSRegistry())
+    client = await aiohttp_client(app)
+    registry = app[REGISTRY_KEY]
+    for _ in range(3):
+        ws = await client.ws_connect("/ws")
+        await ws.close()
+    for _ in range(100):
+        if len(registry) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert len(registry) == 0 and registry.stats()["sockets"] == 0
