@@ -7,6 +7,7 @@ servers where 1.1.1 users had them.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Hashable
@@ -30,9 +31,11 @@ from aiohttp_session_ws import (
     get_session_ws_id,
     new_session_ws_id,
     schedule_close_all_session_ws,
+    session_ws,
     session_ws_middleware,
     setup,
 )
+from tests.core_app import handle_id as handle_ws_id
 from tests.core_app import handle_ws, make_app
 
 
@@ -384,3 +387,80 @@ async def _open_with(
     ws = await client.ws_connect("/ws", headers=headers)
     hello = await ws.receive_json(timeout=5)
     return ws, hello["id"]
+
+
+# -- the 1.1.1 README's other snippets --------------------------------------------
+
+
+# 1.1.1's README returns the HTTPFound, which aiohttp now deprecates (raise it instead).
+@pytest.mark.filterwarnings("ignore:returning HTTPException object is deprecated")
+async def test_111_readme_logout_pattern_and_ws_options(aiohttp_client: Any) -> None:
+    """The 1.1.1 README's logout handler (close, new session, new id) and `session_ws`
+    with WebSocketResponse options (`protocols=`)."""
+
+    async def handle_logout(request: web.Request) -> web.StreamResponse:
+        response = web.HTTPFound("/")
+        await schedule_close_all_session_ws(request, response)
+        await aiohttp_session.new_session(request)
+        await new_session_ws_id(request)
+        return response
+
+    async def handle_websocket(request: web.Request) -> web.WebSocketResponse:
+        async with session_ws(request, protocols=("graphql-ws",)) as wsr:
+            async for msg in wsr:
+                await wsr.send_str(f"Heard: {msg.data}")
+            return wsr
+
+    async def handle_root(request: web.Request) -> web.Response:
+        return web.Response(text="root")
+
+    app = web.Application(
+        middlewares=[
+            aiohttp_session.session_middleware(
+                aiohttp_session.SimpleCookieStorage(cookie_name=COOKIE_NAME)
+            ),
+            session_ws_middleware,
+        ]
+    )
+    app.router.add_get("/", handle_root)
+    app.router.add_get("/logout", handle_logout)
+    app.router.add_get("/ws", handle_websocket)
+    setup(app, SessionWSRegistry())
+    client = await aiohttp_client(app)
+    await client.get("/")
+    ws = await client.ws_connect("/ws", protocols=("graphql-ws",))
+    assert ws.protocol == "graphql-ws"
+    await ws.send_str("hi")
+    assert await ws.receive_str(timeout=5) == "Heard: hi"
+    assert (await client.get("/logout", allow_redirects=False)).status == 302
+    msg = await ws.receive(timeout=5)
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == SESSION_ENDED_CODE
+    again = await client.ws_connect("/ws", protocols=("graphql-ws",))  # new id: not refused
+    await again.send_str("back")
+    assert await again.receive_str(timeout=5) == "Heard: back"
+    await again.close()
+    assert app["aiohttp_session_ws_registry"] is app[REGISTRY_KEY]  # the 1.1.1 string key
+
+
+async def test_middleware_gives_an_existing_session_without_id_one(aiohttp_client: Any) -> None:
+    """As 1.1.1's integration test: a session cookie lacking the id gets one on any response."""
+    app = web.Application(
+        middlewares=[
+            aiohttp_session.session_middleware(
+                aiohttp_session.SimpleCookieStorage(cookie_name=COOKIE_NAME)
+            ),
+            session_ws_middleware,
+        ]
+    )
+    app.router.add_get("/id", handle_ws_id)
+    setup(app, SessionWSRegistry())
+    client = await aiohttp_client(app)
+    client.session.cookie_jar.update_cookies(
+        {COOKIE_NAME: json.dumps({"session": {}, "created": int(time.time())})}
+    )
+    response = await client.get("/id")
+    saved = json.loads(response.cookies[COOKIE_NAME].value)["session"]
+    assert saved[DEFAULT_SESSION_KEY] == (await response.json())["id"]
+
+
+COOKIE_NAME = "AIOHTTP_SESSION_WEBSOCKET"
