@@ -414,18 +414,10 @@ async def test_111_readme_logout_pattern_and_ws_options(aiohttp_client: Any) -> 
     async def handle_root(request: web.Request) -> web.Response:
         return web.Response(text="root")
 
-    app = web.Application(
-        middlewares=[
-            aiohttp_session.session_middleware(
-                aiohttp_session.SimpleCookieStorage(cookie_name=COOKIE_NAME)
-            ),
-            session_ws_middleware,
-        ]
-    )
+    app = _app_111()
     app.router.add_get("/", handle_root)
     app.router.add_get("/logout", handle_logout)
     app.router.add_get("/ws", handle_websocket)
-    setup(app, SessionWSRegistry())
     client = await aiohttp_client(app)
     await client.get("/")
     ws = await client.ws_connect("/ws", protocols=("graphql-ws",))
@@ -444,16 +436,8 @@ async def test_111_readme_logout_pattern_and_ws_options(aiohttp_client: Any) -> 
 
 async def test_middleware_gives_an_existing_session_without_id_one(aiohttp_client: Any) -> None:
     """As 1.1.1's integration test: a session cookie lacking the id gets one on any response."""
-    app = web.Application(
-        middlewares=[
-            aiohttp_session.session_middleware(
-                aiohttp_session.SimpleCookieStorage(cookie_name=COOKIE_NAME)
-            ),
-            session_ws_middleware,
-        ]
-    )
+    app = _app_111()
     app.router.add_get("/id", handle_ws_id)
-    setup(app, SessionWSRegistry())
     client = await aiohttp_client(app)
     client.session.cookie_jar.update_cookies(
         {COOKIE_NAME: json.dumps({"session": {}, "created": int(time.time())})}
@@ -464,3 +448,17 @@ async def test_middleware_gives_an_existing_session_without_id_one(aiohttp_clien
 
 
 COOKIE_NAME = "AIOHTTP_SESSION_WEBSOCKET"
+
+
+def _app_111() -> web.Application:
+    """An app set up as 1.1.1's tests set theirs up (routes added by the caller)."""
+    app = web.Application(
+        middlewares=[
+            aiohttp_session.session_middleware(
+                aiohttp_session.SimpleCookieStorage(cookie_name=COOKIE_NAME)
+            ),
+            session_ws_middleware,
+        ]
+    )
+    setup(app, SessionWSRegistry())
+    return app
