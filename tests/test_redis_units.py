@@ -219,3 +219,53 @@ def test_an_exhausted_pool_is_told_apart_from_a_failed_connection() -> None:
     assert pool_exhausted(MaxConnectionsError("Too many connections"))
     assert pool_exhausted(ConnectionError("Too many connections"))  # redis-py 5.0
     assert not pool_exhausted(ConnectionError("Connection refused"))
+
+
+def test_outbox_keeps_order_drops_the_oldest_when_full_and_counts_it() -> None:
+    from aiohttp_session_ws.redis.outbox import Outbox
+    from aiohttp_session_ws.redis.transport import Mark
+
+    clock = Clock()
+    outbox = Outbox(3, replay_window=4.0, clock=clock)
+    for i in range(5):
+        outbox.add("session", f"s{i}", [Mark(f"revoked:{i}", 600.0)])
+    assert [e.target for e in outbox.due(clock.now)] == ["s2", "s3", "s4"]
+    assert (outbox.unsent, outbox.dropped) == (3, 2)
+    clock.now += 10
+    due = outbox.due(clock.now)
+    assert [round(m.ttl) for m in due[0].live_marks(clock.now)] == [590]  # what is left
+    for entry in due:
+        outbox.sent(entry, keep=False)
+    assert (len(outbox), outbox.unsent) == (0, 0)
+    with pytest.raises(ValueError, match="outbox_size"):
+        Outbox(0, 1.0)
+
+
+def test_outbox_replays_sent_closes_only_within_the_window_before_an_outage() -> None:
+    from aiohttp_session_ws.redis.outbox import Outbox
+    from aiohttp_session_ws.redis.transport import Mark
+
+    clock = Clock()
+    outbox = Outbox(100, replay_window=4.0, clock=clock)
+    outbox.add("session", "old", [Mark("revoked:old", 600.0)], sent=True)
+    clock.now += 3
+    outbox.add("session", "recent", [Mark("revoked:recent", 600.0)], sent=True)
+    outage_began = clock.now + 2  # Redis last answered then
+    clock.now += 60  # a long failover: nothing is forgotten while Redis is down
+    outbox.add("session", "queued", [Mark("revoked:queued", 600.0)])
+    assert [e.target for e in outbox.due(outage_began)] == ["recent", "queued"]
+    assert outbox.unsent == 1
+    clock.now += 600  # every mark expired: nothing left to send
+    assert outbox.due(clock.now) == []
+
+
+def test_close_messages_carry_when_they_were_issued() -> None:
+    sent = wire.encode_close("session", "abc", "A", None, 1_700_000_000.1234)
+    message = wire.decode(sent)
+    assert isinstance(message, wire.CloseMessage) and message.at == 1_700_000_000.123
+    assert wire.decode(wire.encode_close("session", "abc", "A", None)).at is None  # type: ignore[union-attr]
+    for bad in ("soon", True, -1, 1e300):
+        body = json.loads(sent)
+        body["at"] = bad
+        with pytest.raises(wire.MessageError, match="'at'"):
+            wire.decode(json.dumps(body).encode())

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import suppress
 
 from . import wire
+from .calls import BoundedCalls
+from .transport import Delivery, Subscribed, Transport
 
 
 class Acks:
@@ -50,3 +53,42 @@ class AckBook:
         """Wake every waiter at once (the registry is stopping)."""
         for acks in self._open.values():
             acks.done.set()
+
+
+class AckListener:
+    """A subscription of its own for the answers to one close, for a registry that
+    was never started (a worker process): opened before publishing, closed after."""
+
+    def __init__(self, transport: Transport, node: str, calls: BoundedCalls, book: AckBook) -> None:
+        self.subscription = transport.subscription(node)
+        self.calls = calls
+        self.book = book
+        self._reader: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Subscribe and wait for the confirmation (bounded; raises on failure)."""
+        await self.calls(self._subscribe, "listening for answers")
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _subscribe(self) -> None:
+        await self.subscription.open()
+        while not isinstance(await self.subscription.receive(None), Subscribed):
+            pass
+
+    async def _read(self) -> None:
+        while True:
+            event = await self.subscription.receive(None)
+            if isinstance(event, Delivery) and event.for_acks:
+                with suppress(wire.MessageError):
+                    message = wire.decode(event.data)
+                    if isinstance(message, wire.AckMessage):
+                        self.book.deliver(message)
+
+    async def close(self) -> None:
+        """Stop reading and unsubscribe (bounded)."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with suppress(BaseException):
+                await self._reader
+        with suppress(Exception):
+            await asyncio.wait_for(self.subscription.close(), self.calls.timeout)

@@ -4,10 +4,14 @@ It composes small parts, each with one job, around a `Transport` (the broker):
 
 - `SharedRevocations` (revocations.py): revoked ids as expiring marks in the broker;
 - close kinds (kinds.py): what a session or key close writes, does and reconciles;
-- `Listener` (listener.py): the subscription, re-made with backoff;
+- `Listener` (listener.py): the subscription, checked for liveness with pings and
+  re-made with backoff;
 - `Membership` (membership.py): heartbeats announcing this node while it listens;
 - `Publisher` (publisher.py) with `AckBook` (acks.py): this node's closes, and the
   answers to those that wait for them;
+- `Outbox` (outbox.py): what this node could not send, kept in order;
+- `Recovery` (recovery.py): after every recovery, the outbox sent, then every
+  kind reconciled;
 - `BoundedCalls` and `Health` (calls.py, health.py): every broker call bounded by
   `redis_timeout`, outages logged once.
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Hashable, Iterable
+from collections.abc import Awaitable, Hashable, Iterable
 from contextlib import suppress
 from typing import overload
 
@@ -36,7 +40,9 @@ from .health import Backoff, Health, RateLimitedLog, logger
 from .kinds import CloseKind, KeyCloses, SessionCloses
 from .listener import Listener
 from .membership import Membership
+from .outbox import Outbox
 from .publisher import Publisher
+from .recovery import Recovery
 from .result import ClusterCloseResult, ClusterPublishError
 from .revocations import SharedRevocations, target_or_none
 from .transport import Delivery, Transport
@@ -54,6 +60,11 @@ class ClusterRegistryStats(RegistryStats):
     remote_closes: int
     ignored_messages: int
     resubscribes: int
+    liveness_failures: int
+    outbox: int
+    outbox_dropped: int
+    outbox_sent: int
+    recoveries: int
 
 
 class ClusterSessionWSRegistry(SessionWSRegistry):
@@ -73,9 +84,11 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
         heartbeat_interval: float = 5.0,
         heartbeat_ttl: float | None = None,
         reconnect_base: float = 0.1,
-        reconnect_cap: float = 10.0,
+        reconnect_cap: float = 2.0,
         redis_timeout: float = 1.0,
         start_timeout: float = 5.0,
+        ping_interval: float = 1.0,
+        outbox_size: int = 10_000,
         id_factory: IdFactory = default_id_factory,
         session_key: str = DEFAULT_SESSION_KEY,
         close_code: int = SESSION_ENDED_CODE,
@@ -101,6 +114,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
             ("heartbeat_interval", heartbeat_interval),
             ("redis_timeout", redis_timeout),
             ("start_timeout", start_timeout),
+            ("ping_interval", ping_interval),
         ):
             check_seconds(name, value)
         ttl = 3 * heartbeat_interval
@@ -115,7 +129,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
                 f"node_id must be a non-empty str of at most {wire.MAX_NAME} characters, "
                 "unique per process (or leave it out for a random one)"
             )
-        backoff = Backoff(reconnect_base, reconnect_cap)  # validates the delays
+        Backoff(reconnect_base, reconnect_cap)  # validates the delays
         self.transport = transport
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.heartbeat_interval = heartbeat_interval
@@ -124,6 +138,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
         self.reconnect_cap = reconnect_cap
         self.redis_timeout = redis_timeout
         self.start_timeout = start_timeout
+        self.ping_interval = ping_interval
         self._health = Health(self.node_id)
         self._calls = BoundedCalls(self._health, redis_timeout)
         self.shared = SharedRevocations(transport, self._calls, self.revoked.ttl)
@@ -131,7 +146,15 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
             kind.scope: kind for kind in (SessionCloses(self), KeyCloses(self))
         }
         self._listener = Listener(
-            transport, self.node_id, self._health, backoff, self._on_subscribed, self._dispatch
+            transport,
+            self.node_id,
+            self._health,
+            Backoff(reconnect_base, reconnect_cap),
+            ping_interval,
+            redis_timeout,
+            self._on_subscribed,
+            self._dispatch,
+            self._on_lost,
         )
         self._membership = Membership(
             transport,
@@ -141,18 +164,30 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
             ttl,
             live=lambda: self._listener.subscribed,
         )
-        self._publisher = Publisher(transport, self._calls, self._membership, self.node_id)
+        self.outbox = Outbox(outbox_size, replay_window=2 * (ping_interval + redis_timeout))
+        self._publisher = Publisher(
+            transport,
+            self._calls,
+            self._membership,
+            self.node_id,
+            self.outbox,
+            self.kinds,
+            listening=lambda: self._listener.subscribed,
+        )
+        self._recovery = Recovery(
+            self._publisher.flush,
+            self._reconcile,
+            Backoff(reconnect_base, reconnect_cap),
+            self.spawn,
+            active=lambda: self._listener.running,
+        )
+        self._health.on_recovery = self._recovery.request
         self._bad_messages = RateLimitedLog()
         self._publish_errors = RateLimitedLog()
         self._background: list[asyncio.Task[None]] = []
         self._remote_closes = 0
         self._ignored = 0
         self._resubscribes = 0
-
-    @property
-    def broker_up(self) -> bool:
-        """Whether the broker answered the last call made to it."""
-        return self._health.up
 
     def session_of(self, ws: web.WebSocketResponse) -> Hashable | None:
         """The session id of a socket registered with extra keys (else None)."""
@@ -181,13 +216,16 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
     # -- revocation ------------------------------------------------------------
 
     async def revoke(self, session_ws_id: Hashable) -> None:
-        """Revoke locally, and in the broker (with the TTL) when it is reachable."""
+        """Revoke locally and in the broker (with the TTL); if the broker does not
+        answer, the revocation waits in the outbox until it does."""
         self.revoked.add(session_ws_id)
         target = target_or_none(session_ws_id)
-        if target is None or not self._health.up:
-            return
-        with suppress(Exception):  # recorded by the bounded call; the close will report it
-            await self.shared.add([target], "revoking an id")
+        if target is not None:
+            await self.share_revocations([target])
+
+    async def share_revocations(self, targets: list[wire.JSONTarget]) -> None:
+        """Write revocations to the broker (bounded), or queue them in the outbox."""
+        await self._publisher.queue_marks(self.shared.marks(targets))
 
     async def is_revoked(self, session_ws_id: Hashable) -> bool:
         """Check this node's memory, then the broker (skipped while it is down)."""
@@ -315,7 +353,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
 
     async def _apply(self, message: wire.CloseMessage) -> None:
         self._remote_closes += 1
-        closed = await self.kinds[message.scope].apply(message.target)
+        closed = await self.kinds[message.scope].apply(message)
         logger.debug(
             "node %s: closed %d socket(s) for %s %s from node %s",
             self.node_id,
@@ -332,17 +370,24 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
                     "acknowledging a close",
                 )
 
-    def _on_subscribed(self) -> None:
-        if self._membership.announced.is_set() or self._resubscribes or self._health.outages:
+    def _on_subscribed(self, again: bool) -> None:
+        if again:
             self._resubscribes += 1
-            self.spawn(self._reconcile())
+            self._recovery.request()
         self._membership.wake()  # announce ourselves at once
 
-    async def _reconcile(self) -> None:
-        """After a re-subscription, apply the closes of every kind missed meanwhile.
+    def _on_lost(self) -> None:
+        """The subscription failed or went deaf: stop counting as live, and catch up
+        from the broker's marks while re-subscribing (the pool may still answer)."""
+        self.spawn(_quietly(self._membership.withdraw()))
+        self._recovery.request()
 
-        Pub/sub keeps nothing for a node whose subscription was down; each kind
-        finds what it missed in the broker's marks.
+    async def _reconcile(self) -> None:
+        """Apply the closes of every kind this node may have missed.
+
+        Pub/sub keeps nothing for a node whose subscription was down or deaf, and
+        a close published during a stall may never have been; each kind finds
+        what it missed in the broker's marks. Raises on a broker failure.
         """
         for kind in self.kinds.values():
             await kind.reconcile()
@@ -381,6 +426,15 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
         self._listener.subscribed = False
         self._membership.announced.clear()
         self._publisher.acks.release_all()
+        if self.outbox.unsent:
+            with suppress(Exception):  # a last try, each entry bounded
+                await self._publisher.flush()
+            if self.outbox.unsent:
+                logger.warning(
+                    "node %s: stopped with %d close(s) or revocation(s) Redis never took",
+                    self.node_id,
+                    self.outbox.unsent,
+                )
         if self._health.up:
             with suppress(Exception):
                 await self._membership.leave()
@@ -432,7 +486,18 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
             remote_closes=self._remote_closes,
             ignored_messages=self._ignored,
             resubscribes=self._resubscribes,
+            liveness_failures=self._listener.deaf,
+            outbox=self.outbox.unsent,
+            outbox_dropped=self.outbox.dropped,
+            outbox_sent=self._publisher.resent,
+            recoveries=self._recovery.runs,
         )
+
+
+async def _quietly(call: Awaitable[object]) -> None:
+    """Await a bounded broker call whose failure is recorded already."""
+    with suppress(Exception):
+        await call
 
 
 def _check_wait(wait: float | None) -> None:

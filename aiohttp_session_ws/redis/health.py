@@ -59,8 +59,14 @@ class Health:
         self.node = node
         self.up = True
         self.outages = 0
+        self.on_recovery: Callable[[], None] | None = None
+        """Called after each outage, at the first success (the registry's recovery)."""
         self._since = 0.0
         self._clock = clock
+
+    def healthy_at(self) -> float:
+        """The last time (monotonic) the broker was known to answer: now, if it does."""
+        return self._clock() if self.up else self._since
 
     def failed(self, exc: BaseException, doing: str) -> None:
         """Record a failed Redis call; the first after a success logs a warning."""
@@ -88,6 +94,8 @@ class Health:
             self.node,
             self._clock() - self._since,
         )
+        if self.on_recovery is not None:
+            self.on_recovery()
 
 
 class RateLimitedLog(SharedRateLimitedLog):

@@ -64,6 +64,10 @@ class Membership:
         nodes.discard(self.node)
         return nodes
 
+    async def withdraw(self) -> None:
+        """Stop being expected until the next announcement (bounded; raises on failure)."""
+        await self.calls(lambda: self.transport.retire(self.node), "withdrawing this node")
+
     async def leave(self) -> None:
         """Stop being expected by the others (bounded; raises on failure)."""
         self.announced.clear()

@@ -33,10 +33,12 @@ class ClusterPublishError(ConnectionError):
     """The close could not be sent to the other nodes (Redis did not answer in time).
 
     The local close happened anyway: `local_closed` sockets were closed on this
-    node. Other nodes did not hear of it; retry when Redis is back, or let the
-    revocation TTL and client reconnects do their work.
+    node. If `queued` is true, the close waits in this node's outbox and is
+    written and published, in order, as soon as Redis answers again (while the
+    process lives and the outbox has room; see `stats()["outbox"]`).
     """
 
-    def __init__(self, message: str, local_closed: int) -> None:
+    def __init__(self, message: str, local_closed: int, queued: bool = False) -> None:
         super().__init__(message)
         self.local_closed = local_closed
+        self.queued = queued

@@ -72,6 +72,9 @@ class CloseMessage:
     origin: str
     request: str | None = None
     """Set when the publisher waits for acknowledgements on its ack channel."""
+    at: float | None = None
+    """When the issuing node issued the close (its wall clock, seconds since the epoch);
+    a close re-sent after an outage carries its original time."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,14 @@ class AckMessage:
     closed: int
 
 
-def encode_close(scope: Scope, target: JSONTarget, origin: str, request: str | None) -> bytes:
-    body = {
+def encode_close(
+    scope: Scope,
+    target: JSONTarget,
+    origin: str,
+    request: str | None,
+    at: float | None = None,
+) -> bytes:
+    body: dict[str, object] = {
         "kind": KIND,
         "v": VERSION,
         "type": "close",
@@ -93,6 +102,8 @@ def encode_close(scope: Scope, target: JSONTarget, origin: str, request: str | N
         "origin": origin,
         "req": request,
     }
+    if at is not None:
+        body["at"] = round(at, 3)
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -135,6 +146,7 @@ def decode(data: object) -> CloseMessage | AckMessage:
             target=from_json_target(body.get("target")),
             origin=_string(body, "origin"),
             request=None if body.get("req") is None else _string(body, "req"),
+            at=_time(body),
         )
     if kind == "ack":
         closed = body.get("closed")
@@ -142,6 +154,15 @@ def decode(data: object) -> CloseMessage | AckMessage:
             raise MessageError("ack message without a valid count")
         return AckMessage(request=_string(body, "req"), node=_string(body, "node"), closed=closed)
     raise MessageError("unknown message type")
+
+
+def _time(body: dict[str, object]) -> float | None:
+    value = body.get("at")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e11:
+        raise MessageError("field 'at' is not a time")
+    return float(value)
 
 
 def _string(body: dict[str, object], field: str) -> str:

@@ -29,6 +29,7 @@ FAST: dict[str, Any] = {
     "reconnect_base": 0.05,
     "reconnect_cap": 0.3,
     "redis_timeout": 0.5,
+    "ping_interval": 0.2,
     "close_timeout": 1.0,
 }
 
