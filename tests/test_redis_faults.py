@@ -15,7 +15,9 @@ from redis.asyncio import Redis
 from aiohttp_session_ws import SESSION_ENDED_CODE
 from aiohttp_session_ws.redis import ClusterPublishError, RedisSessionWSRegistry
 from tests.support.cluster import (
+    DEAF_BOUND,
     FAST,
+    RECOVERY_BOUND,
     Browser,
     Node,
     eventually,
@@ -27,10 +29,6 @@ from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
-DEAF_BOUND = FAST["ping_interval"] + FAST["redis_timeout"]
-"""Seconds to notice a deaf subscription (README: ping_interval + redis_timeout)."""
-RECOVERY_BOUND = FAST["reconnect_cap"] + 3 * FAST["redis_timeout"] + FAST["close_timeout"]
-"""Seconds from Redis answering again to the last stranded socket closed (README)."""
 MARGIN = 2.0
 """Slack for a shared 2-core machine."""
 

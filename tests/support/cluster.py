@@ -32,6 +32,11 @@ FAST: dict[str, Any] = {
     "ping_interval": 0.2,
     "close_timeout": 1.0,
 }
+DEAF_BOUND = FAST["ping_interval"] + FAST["redis_timeout"]
+"""Seconds to notice a deaf subscription (README: ping_interval + redis_timeout)."""
+RECOVERY_BOUND = FAST["reconnect_cap"] + 3 * FAST["redis_timeout"] + FAST["close_timeout"]
+"""Seconds from Redis answering again to the last stranded socket closed (README:
+reconnect_cap + 3 * redis_timeout + close_timeout)."""
 
 
 async def identity_keys(request: web.Request) -> list[Hashable]:
@@ -90,10 +95,11 @@ class Node:
         redis_url: str,
         channel: str,
         redis_options: dict[str, Any] | None = None,
+        client: Redis | None = None,
         **options: Any,
     ) -> None:
         self.name = name
-        self.redis = Redis.from_url(redis_url, **(redis_options or {}))
+        self.redis = client or Redis.from_url(redis_url, **(redis_options or {}))
         self.registry = RedisSessionWSRegistry(
             self.redis, channel=channel, node_id=name, **{**FAST, **options}
         )

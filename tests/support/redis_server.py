@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 
 
 def free_port() -> int:
@@ -20,7 +21,7 @@ def free_port() -> int:
 class RedisServer:
     """Runs `redis-server` with no persistence on 127.0.0.1:`port`."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, args: Sequence[str] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
@@ -28,6 +29,8 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="asws-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args = list(args)
+        """Extra command-line options (e.g. ``["--replicaof", "127.0.0.1", "6380"]``)."""
 
     @property
     def url(self) -> str:
@@ -38,7 +41,7 @@ class RedisServer:
             [
                 self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", self.dir,
-                "--daemonize", "no", "--loglevel", "warning",
+                "--daemonize", "no", "--loglevel", "warning", *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
