@@ -7,11 +7,15 @@ timings are the benchmark's business, not the test suite's.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
+
+import pytest
 
 from bench.report import markdown, write
 from bench.runner import Mode, Progress
 from bench.scenarios import churn, fanout
+from tests.conftest import require
 
 
 async def test_fanout_and_churn_smallest_runs(tmp_path: Path) -> None:
@@ -32,3 +36,21 @@ async def test_fanout_and_churn_smallest_runs(tmp_path: Path) -> None:
     result = await churn.run(small, Progress("smoke"))
     assert result.raw["raw"]["cycles"] == 200
     assert result.raw["raw"]["registry"]["sockets"] == 0
+
+
+@pytest.mark.redis
+async def test_recovery_smallest_run(tmp_path: Path) -> None:
+    """One kill round: Redis is killed during the logouts and the sockets close after."""
+    from bench.scenarios import recovery
+
+    require(shutil.which("redis-server") is not None, "redis-server")
+    mode = Mode(
+        quick=True,
+        out=tmp_path,
+        baseline_python=None,
+        overrides={"faults": ["kill"], "rounds": 1, "sessions": 2},
+    )
+    result = await recovery.run(mode, Progress("smoke"))
+    (round_,) = result.raw["kill"]
+    assert round_["closed"] == round_["sockets"] == 4
+    assert math.isfinite(round_["recovery"])

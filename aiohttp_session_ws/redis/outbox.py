@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
+from ..options import check_count
 from . import wire
 from .transport import Mark
 
@@ -50,9 +51,7 @@ class Outbox:
         replay_window: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"outbox_size must be a positive int, got {max_size!r}")
-        self.max_size = max_size
+        self.max_size = check_count("outbox_size", max_size)
         self.replay_window = replay_window
         self.dropped = 0
         """Unsent entries dropped because the outbox was full."""

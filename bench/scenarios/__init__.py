@@ -1,4 +1,4 @@
-"""The six scenarios of issue 6, in the order `python -m bench` runs them."""
+"""The scenarios, in the order `python -m bench` runs them (issue 6's six, then recovery)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from ..report import Result
 from ..runner import Mode, Progress
-from . import churn, crossnode, fanout, handshake, memory, sessions
+from . import churn, crossnode, fanout, handshake, memory, recovery, sessions
 
 Scenario = Callable[[Mode, Progress], Awaitable[Result]]
 
@@ -17,4 +17,5 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": memory.run,
     "churn": churn.run,
     "sessions": sessions.run,
+    "recovery": recovery.run,
 }
