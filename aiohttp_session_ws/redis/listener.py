@@ -6,8 +6,10 @@ partition silently dropped blocks a reader forever, and redis-py's
 `health_check_interval` sends its ping without waiting for the answer. So the
 listener pings through the subscription itself every `ping_interval` seconds,
 and a subscription that delivers nothing at all (no answer, no message) within
-`timeout` seconds of a ping is taken for deaf: its connection is dropped and
-the subscription re-made. A deaf node stops counting as live at once.
+`timeout` seconds of a ping is taken for deaf: its connection is dropped, so
+are the idle connections of the client's pool (a network that silently dropped
+one flow dropped the others too), and the subscription is re-made. A deaf node
+stops counting as live at once.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class Listener:
                     await asyncio.wait_for(subscription.open(), self.timeout)
                     await self._serve(subscription)
                 except DeafSubscriptionError as exc:
+                    self.subscribed = False
+                    with suppress(Exception):  # the pool's connections may be dead too
+                        await asyncio.wait_for(self.transport.drop_idle(), self.timeout)
                     self._lost(str(exc), log=True)
                 except Exception as exc:
                     self.health.failed(exc, "listening on the channel")  # logs the outage

@@ -162,6 +162,10 @@ class RedisTransport:
 
         return await self._call(run)
 
+    async def drop_idle(self) -> None:
+        """Disconnect the client pool's idle connections (they reconnect when used)."""
+        await self.redis.connection_pool.disconnect(inuse_connections=False)
+
 
 class RedisSubscription:
     """A redis-py `PubSub` on the close channel and one node's ack channel."""

@@ -99,3 +99,7 @@ class Transport(Protocol):
 
     async def live_nodes(self) -> set[str]:
         """The nodes announced within their `ttl`."""
+
+    async def drop_idle(self) -> None:
+        """Close the idle connections to the broker: after a subscription went silent,
+        the network may have dropped them too, and each would cost a timeout to find."""

@@ -59,6 +59,9 @@ class MemoryTransport:
         now = time.monotonic()
         return {node for node, until in self.broker.members.items() if until > now}
 
+    async def drop_idle(self) -> None:
+        pass
+
 
 class MemorySubscription:
     def __init__(self, broker: MemoryBroker, node: str) -> None:

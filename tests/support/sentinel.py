@@ -63,7 +63,7 @@ class SentinelSet:
         self.wait_ready(timeout)
 
     def _client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_timeout=1, decode_responses=True)
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, decode_responses=True)
 
     def master_port(self) -> int:
         """The master's port, as the sentinels report it."""
@@ -85,7 +85,7 @@ class SentinelSet:
             try:
                 if self._replica_synced() and all(self._ready(p) for p in self.sentinel_ports):
                     return
-            except redis.RedisError:
+            except (redis.RedisError, RuntimeError):  # not up yet
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError("the sentinels did not settle")
