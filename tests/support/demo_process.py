@@ -19,7 +19,13 @@ TEST_SECRET = base64.urlsafe_b64encode(b"demo-auth-test-key".ljust(32, b".")).de
 
 
 class DemoProcess:
-    """One `python -m demo_auth` process; `stop()` terminates it (then kills it)."""
+    """One `python -m demo_auth` process; `stop()` terminates it (then kills it).
+
+    Subclasses serve another module: set `module` and a `ready_path` answering 200.
+    """
+
+    module = "demo_auth"
+    ready_path = "/api/me"
 
     module = "demo_auth"
     ready_path = "/api/me"
