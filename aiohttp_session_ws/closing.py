@@ -4,35 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 
 from aiohttp import web
 
+from .websocket import SessionWebSocketResponse
+
 logger = logging.getLogger("aiohttp_session_ws")
-
-_transports: weakref.WeakKeyDictionary[web.WebSocketResponse, asyncio.Transport] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def track_transport(ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
-    """Remember the connection under `ws` (from `request.transport`), so that a close
-    that cannot finish can drop it."""
-    if transport is not None:
-        _transports[ws] = transport
 
 
 def drop_transport(ws: web.WebSocketResponse) -> None:
-    """Abort the connection under `ws`, if known; a no-op once it is gone.
+    """Abort the connection under `ws` if the library made it (a no-op once it is gone).
 
-    aiohttp closes a transport gracefully, which waits for unsent data to be
-    flushed: to a peer that stopped reading, forever, with the handler stuck
-    in `send_*` and so never unregistering its socket.
+    Sockets created by hand (plain `web.WebSocketResponse`) expose no
+    connection to abort; their close is cancelled and left to aiohttp.
     """
-    transport = _transports.pop(ws, None)
-    if transport is not None:
-        transport.abort()
+    if isinstance(ws, SessionWebSocketResponse):
+        ws.drop_connection()
 
 
 async def close_sockets(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
@@ -11,13 +10,16 @@ import aiohttp_session
 from aiohttp import web
 
 from .app import get_registry
-from .closing import close_sockets, drop_transport, track_transport
+from .closing import close_sockets
 from .keys import ID_CHANGED
 from .registry import KeyProviderError, SessionWSRegistry
+from .websocket import SessionWebSocketResponse
 
 
 class session_ws:  # noqa: N801 - the 1.1.1 name
-    """Async context manager yielding a prepared `WebSocketResponse`.
+    """Async context manager yielding a prepared `WebSocketResponse` (a
+    `SessionWebSocketResponse`: its closes complete the closing handshake, and
+    it answers pings and the client's Close even while the handler only sends).
 
     On enter it checks the Origin allow-list (403) and that the request is an
     upgrade (426), ensures the session has a websocket id (saving the session
@@ -26,7 +28,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     since its handshake began (see `SessionWSRegistry.close_mark`), is accepted
     and closed at once with the session-ended code (it is registered before
     that check, so a close racing the check cannot miss it). On exit the
-    socket is unregistered.
+    socket is unregistered, and a close under way is given time to finish its
+    handshake (bounded by the registry's `close_timeout` for the library's closes).
 
     `ws_options` go to `web.WebSocketResponse` (e.g. `heartbeat=`, `protocols=`).
     With `heartbeat=`, a handler left blocked in a send after its peer vanished
@@ -34,14 +37,13 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     """
 
     # One instance lives as long as its socket: no per-instance __dict__.
-    __slots__ = ("_registry", "_watchdog", "options", "request", "response", "session_ws_id")
+    __slots__ = ("_registry", "options", "request", "response", "session_ws_id")
 
     def __init__(self, request: web.Request, **ws_options: Any) -> None:
         self.request = request
         self.options = ws_options
-        self.response: web.WebSocketResponse | None = None
+        self.response: SessionWebSocketResponse | None = None
         self.session_ws_id: Hashable | None = None
-        self._watchdog: asyncio.Task[None] | None = None
         self._registry: SessionWSRegistry | None = None
 
     @property
@@ -55,7 +57,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         request = self.request
         registry = self.registry
         registry.check_origin(request)
-        ws = web.WebSocketResponse(**self.options)
+        ws = SessionWebSocketResponse(**self.options)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             # A bad handshake past this point is refused by ws.prepare() (400).
             registry.count_refused("not_upgrade")
@@ -90,14 +92,10 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             # id must ride on the 101 itself.
             session = await aiohttp_session.get_session(request)
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
-        await ws.prepare(request)
-        track_transport(ws, request.transport)
+        await ws.prepare(request)  # starts the socket's reader task
         if unidentified is not None:
             await registry.refuse_unidentified(ws, unidentified)
             return ws
-        heartbeat = self.options.get("heartbeat")
-        if heartbeat:
-            self._watchdog = asyncio.ensure_future(_watch(ws, float(heartbeat)))
         self.response = ws
         self.session_ws_id = session_ws_id
         # Register before asking whether the id is revoked: a close that runs
@@ -110,8 +108,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             refused = await registry.refuses(session_ws_id, keys, mark)
         except BaseException:  # __aexit__ will not run: undo what __aenter__ did
             registry.unregister(session_ws_id, ws)
-            if self._watchdog is not None:
-                self._watchdog.cancel()
+            await ws.stop_reading()
             raise
         if refused:
             registry.unregister(session_ws_id, ws)
@@ -135,25 +132,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         # Unregister before any await: aiohttp may cancel the handler once the
         # connection is gone (e.g. right after a client-started close), and a
         # cancellation landing in an await below must not leave the socket registered.
-        if self.response is not None:
-            self.registry.unregister(self.session_ws_id, self.response)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            # asyncio.wait: the watchdog's cancellation is not raised here, ours would be.
-            await asyncio.wait([self._watchdog])
-
-
-async def _watch(ws: web.WebSocketResponse, heartbeat: float) -> None:
-    """Drop the connection of a socket closed under a handler that does not return.
-
-    When aiohttp's heartbeat gives up on a peer it marks the socket closed and
-    closes the transport gracefully, which waits for unsent data to flush; a
-    handler blocked in `send_*` to a peer that stopped reading would then never
-    return (nor unregister). Half a heartbeat after the socket closed, a handler
-    still running has its connection aborted, which ends the blocked send.
-    """
-    # aiohttp offers no event for "closed"; a poll at half the heartbeat is cheap.
-    while not ws.closed:  # noqa: ASYNC110
-        await asyncio.sleep(heartbeat / 2)
-    await asyncio.sleep(heartbeat / 2)
-    drop_transport(ws)
+        ws = self.response
+        if ws is not None:
+            self.registry.unregister(self.session_ws_id, ws)
+            # A close under way finishes its handshake before aiohttp, once
+            # the handler returns, closes the connection.
+            await ws.stop_reading()

@@ -1,0 +1,249 @@
+"""The websocket `session_ws` yields: aiohttp's, read by a task the library owns.
+
+Everything here that depends on how aiohttp's `WebSocketResponse` behaves is in
+this module (tested on the minimum supported aiohttp and on the latest).
+
+Why a reader task: aiohttp's `close()` completes the RFC 6455 closing handshake
+(send Close, wait for the client's Close, then close TCP) only when no task is
+blocked in `receive()`. Called from another task while the handler waits in
+`receive()`, it closes TCP right after its Close frame, and a client answering a
+moment later reports 1006 instead of the code. And a handler that never reads
+never answers a client's Close or pings. Here the only caller of aiohttp's
+`receive()` is a small task owned by the socket: it answers pings and the
+client's Close as aiohttp does, and hands every message to the handler's
+`receive()`. Before a close started by anyone else, that read is cancelled (the
+path aiohttp's own receive timeouts take), so aiohttp's `close()` reads the
+client's Close frame itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http import WS_CLOSING_MESSAGE
+
+if TYPE_CHECKING:
+    from aiohttp import WSMessage
+    from aiohttp.abc import AbstractStreamWriter
+    from aiohttp.web_request import BaseRequest
+
+READ_AHEAD_BYTES: Final = 2**16
+"""The reader stops reading (and aiohttp's flow control applies) while this much
+received data waits for a handler that does not read."""
+
+_ENDS: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+
+
+class SessionWebSocketResponse(web.WebSocketResponse):
+    """A `web.WebSocketResponse` whose closes complete the closing handshake.
+
+    For the handler it behaves as aiohttp's: `receive()` (with `timeout=`),
+    `receive_str/bytes/json`, `async for`, `close()`, `close_code` and
+    `exception()` return and raise what they would. The differences:
+
+    - pings and the client's Close are answered even while the handler does
+      not read (as long as less than 64 KiB of received data waits for it);
+    - `close()` from any task waits (up to aiohttp's `timeout`, default 10 s)
+      for the client's Close before closing TCP, so the client reads the code;
+      a handler waiting in `receive()` gets a CLOSING message once that is done;
+    - with `heartbeat=`, the connection of a socket aiohttp closed for a missed
+      pong is aborted half a heartbeat later, so a handler blocked in a send to
+      a peer that stopped reading returns.
+    """
+
+    # Class-level defaults: an instance's dict holds only what it uses.
+    __reader: asyncio.Task[None] | None = None
+    __reading = False
+    __inbox: deque[WSMessage | Exception] | None = None
+    __buffered = 0
+    __waiter: asyncio.Future[None] | None = None
+    __room: asyncio.Future[None] | None = None
+    __closing: asyncio.Future[None] | None = None
+    __transport: asyncio.Transport | None = None
+    __receive_timeout: float | None = None
+    __heartbeat: float | None = None
+
+    def __init__(
+        self,
+        *,
+        receive_timeout: float | None = None,
+        heartbeat: float | None = None,
+        **ws_options: Any,
+    ) -> None:
+        # The reader waits without a timeout; the handler's receive() applies it.
+        super().__init__(heartbeat=heartbeat, **ws_options)
+        if receive_timeout is not None:
+            self.__receive_timeout = receive_timeout
+        if heartbeat is not None:
+            self.__heartbeat = heartbeat
+
+    async def prepare(self, request: BaseRequest) -> AbstractStreamWriter:
+        """Upgrade (as aiohttp does), then start the library's reader task."""
+        writer = await super().prepare(request)
+        if self.__reader is None:
+            self.__transport = request.transport
+            self.__reading = True
+            self.__reader = asyncio.ensure_future(self.__read())
+        return writer
+
+    # -- the reader --------------------------------------------------------
+
+    async def __read(self) -> None:
+        receive = super().receive
+        try:
+            while True:
+                msg = await receive()
+                self.__deliver(msg, len(msg.data) if msg.type in _DATA else 0)
+                if msg.type in _ENDS:
+                    break
+                if self.__buffered >= READ_AHEAD_BYTES:
+                    await self.__wait_for_room()
+                    if self.closed:  # by aiohttp's heartbeat, while we did not read
+                        break
+        except Exception as exc:  # what aiohttp's receive() would have raised
+            self.__deliver(exc, 0)
+        finally:
+            self.__reading = False
+            self.__wake()
+        if self.__heartbeat:
+            await self.__drop_when_stuck(self.__heartbeat)
+
+    async def __wait_for_room(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.__buffered >= READ_AHEAD_BYTES and not self.closed:
+            self.__room = room = loop.create_future()
+            try:
+                # With a heartbeat, look at `closed` now and then (aiohttp gives no event).
+                await asyncio.wait(
+                    [room], timeout=self.__heartbeat / 2 if self.__heartbeat else None
+                )
+            finally:
+                self.__room = None
+
+    async def __drop_when_stuck(self, heartbeat: float) -> None:
+        """Abort the connection half a heartbeat after the socket closed.
+
+        aiohttp closes a transport gracefully, which waits for unsent data to be
+        flushed: to a peer that stopped reading, forever, with the handler
+        stuck in a send and so never unregistering its socket.
+        """
+        while not self.closed:  # noqa: ASYNC110 - rare: a Close read with autoclose=False
+            await asyncio.sleep(heartbeat / 2)
+        await asyncio.sleep(heartbeat / 2)
+        self.drop_connection()
+
+    def __deliver(self, item: WSMessage | Exception, size: int) -> None:
+        if self.__inbox is None:
+            self.__inbox = deque()
+        self.__inbox.append(item)
+        self.__buffered += size
+        self.__wake()
+
+    def __wake(self) -> None:
+        waiter = self.__waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- what the handler calls --------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> WSMessage:
+        """The next message from the client, as `web.WebSocketResponse.receive`.
+
+        Raises `asyncio.TimeoutError` after `timeout` seconds (default: the
+        `receive_timeout` option) and `RuntimeError` for concurrent calls.
+        """
+        if self.__reader is None:  # not prepared: aiohttp's own errors
+            return await super().receive(timeout)
+        if self.__waiter is not None:
+            raise RuntimeError("Concurrent call to receive() is not allowed")
+        timeout = timeout or self.__receive_timeout
+        while True:
+            inbox = self.__inbox
+            if inbox:
+                return self.__take(inbox)
+            closing = self.__closing
+            if not self.__reading and (closing is None or closing.done()):
+                # Closed or closing: aiohttp answers at once (CLOSED, CLOSING, ...).
+                return await super().receive(timeout)
+            self.__waiter = waiter = asyncio.get_running_loop().create_future()
+            try:
+                if timeout:
+                    await asyncio.wait_for(waiter, timeout)
+                else:
+                    await waiter
+            finally:
+                self.__waiter = None
+
+    def __take(self, inbox: deque[WSMessage | Exception]) -> WSMessage:
+        item = inbox.popleft()
+        if not inbox:
+            self.__inbox = None  # an idle socket keeps no queue
+        if isinstance(item, Exception):
+            raise item
+        if item.type in _DATA:
+            self.__buffered -= len(item.data)
+            room = self.__room
+            if room is not None and not room.done() and self.__buffered < READ_AHEAD_BYTES:
+                room.set_result(None)
+        return item
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        """Close with the closing handshake; True if this call closed the socket.
+
+        Waits up to aiohttp's `timeout` option (default 10 s) for the client's
+        Close; cancel the call to stop waiting (the connection is then closed,
+        and `close_code` reads 1006). Returns False at once if the socket is
+        closed or a close is under way (`stop_reading` waits for that one).
+        """
+        if self.__closing is not None:  # under way (or done): as aiohttp, at once
+            return False
+        reader = self.__reader
+        if reader is None or self.closed:
+            return await super().close(code=code, message=message, drain=drain)
+        self.__closing = closing = asyncio.get_running_loop().create_future()
+        if reader is asyncio.current_task():  # the reader answering the client's Close
+            try:
+                return await super().close(code=code, message=message, drain=drain)
+            finally:
+                closing.set_result(None)
+        try:
+            # Stop the reader's read, so that aiohttp's close() reads the
+            # client's Close; unread messages are dropped, as aiohttp drops them.
+            if self.__reading:
+                reader.cancel()
+                await asyncio.wait([reader])
+            self.__inbox = None
+            self.__buffered = 0
+            return await super().close(code=code, message=message, drain=drain)
+        finally:
+            closing.set_result(None)
+            if self.__waiter is not None:  # a handler waiting in receive() learns now
+                self.__deliver(WS_CLOSING_MESSAGE, 0)
+
+    async def stop_reading(self) -> None:
+        """Wait for a close under way, then stop the reader: the handler is done.
+
+        aiohttp closes the connection once the handler returns; waiting here
+        lets a close started elsewhere receive the client's Close first.
+        """
+        closing = self.__closing
+        if closing is not None:
+            await asyncio.shield(closing)
+        reader = self.__reader
+        if reader is not None and not reader.done():
+            reader.cancel()
+            await asyncio.wait([reader])
+
+    def drop_connection(self) -> None:
+        """Abort the TCP connection under the socket (a no-op once it is gone)."""
+        transport, self.__transport = self.__transport, None
+        if transport is not None:
+            transport.abort()
+
+
+_DATA: Final = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
