@@ -10,7 +10,7 @@ import time
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from aiohttp_session_ws import REGISTRY_KEY, SHUTDOWN_CODE, SessionWSRegistry
+from aiohttp_session_ws import REGISTRY_KEY, SESSION_ENDED_CODE, SHUTDOWN_CODE, SessionWSRegistry
 from tests.core_app import make_app
 
 
@@ -65,6 +65,7 @@ async def test_shutdown_sends_1001_and_is_bounded_with_silent_peers() -> None:
         elapsed = time.monotonic() - started
         codes = await asyncio.gather(*readers)
     assert codes == [SHUTDOWN_CODE] * 5
+    assert [ws.close_code for ws in listeners] == [SHUTDOWN_CODE] * 5  # a clean close
     # The silent peers got a close frame too (1001 = 0x03E9), then had their transport dropped.
     for reader, writer in silent:
         data = await asyncio.wait_for(reader.read(), 5)
@@ -83,12 +84,15 @@ async def test_shutdown_waits_for_scheduled_closes() -> None:
         await http.get(f"{url}/id")
         ws = await http.ws_connect(f"{url}/ws")
         await ws.receive_json()
+        # The client reads (and so answers the close) while the server shuts down.
+        reader = asyncio.ensure_future(ws.receive(timeout=5))
         resp = await http.get(f"{url}/reset")
         await resp.read()
         await runner.cleanup()
         assert registry.stats()["pending_closes"] == 0
-        msg = await ws.receive(timeout=5)
+        msg = await reader
         assert msg.type is WSMsgType.CLOSE
+        assert ws.close_code in (SESSION_ENDED_CODE, SHUTDOWN_CODE)
         # Whichever ran first, the socket was closed exactly once.
         closed = registry.stats()["closed"]
         assert closed.get("session_ended", 0) + closed.get("shutdown", 0) == 1

@@ -26,7 +26,7 @@ async def test_reset_demo(aiohttp_client: Any) -> None:
     msg = await ws.receive(timeout=5)
     while msg.type is WSMsgType.TEXT:
         msg = await ws.receive(timeout=5)
-    assert msg.type is WSMsgType.CLOSE and msg.data == SESSION_ENDED_CODE
+    assert msg.type is WSMsgType.CLOSE and ws.close_code == SESSION_ENDED_CODE
     ws2 = await client.ws_connect("/ws")
     assert (await ws2.receive_json(timeout=5))["session"] != first["session"]
     await ws2.close()

@@ -12,6 +12,7 @@ from aiohttp_session_ws.redis import ClusterCloseResult
 from tests.support.cluster import (
     Browser,
     Node,
+    closes,
     eventually,
     expect_close,
     expect_open,
@@ -87,6 +88,7 @@ async def test_acknowledged_count_equals_sockets_across_nodes(
     y_ws = await y.ws(b)
     await eventually(lambda: sockets(cluster) == 7, what="7 sockets registered")
 
+    closing = closes(xs, SESSION_ENDED_CODE)
     result = await b.registry.close_all_session(x_id, wait=3.0)
 
     assert isinstance(result, ClusterCloseResult)
@@ -94,8 +96,7 @@ async def test_acknowledged_count_equals_sockets_across_nodes(
     assert result.local == 1
     assert (result.nodes_answered, result.nodes_expected) == (3, 3)
     assert result.complete
-    for ws in xs:
-        await expect_close(ws, SESSION_ENDED_CODE)
+    await closing
     await expect_open(y_ws)
     # Nothing left to close: every node answers with 0.
     again = await c.registry.close_all_session(x_id, wait=3.0)
@@ -130,11 +131,11 @@ async def test_identity_close_reaches_every_node_and_revokes_its_sessions(
     others = [await bob.ws(a), await bob.ws(c), await anon.ws(a)]
     await eventually(lambda: sockets(cluster) == 6, what="6 sockets registered")
 
+    closing = closes(alice, SESSION_ENDED_CODE)
     result = await b.registry.close_all_key(("identity", "alice"), wait=3.0)
 
     assert (result.closed, result.nodes_answered, result.nodes_expected) == (3, 3, 3)
-    for ws in alice:
-        await expect_close(ws, SESSION_ENDED_CODE)
+    await closing
     for ws in others:
         await expect_open(ws)
     # Both of alice's sessions are refused on nodes that never held their sockets.
@@ -158,17 +159,19 @@ async def test_shutdown_stops_the_listener_and_leaves_the_cluster(
     await eventually(lambda: sockets(cluster) == 2, what="2 sockets registered")
     registry = a.registry
 
+    closing = closes([on_a], SHUTDOWN_CODE)
     await a.stop()
 
-    await expect_close(on_a, SHUTDOWN_CODE)
+    await closing
     names = [task.get_name() for task in asyncio.all_tasks()]
     assert not [name for name in names if "aiohttp_session_ws.redis" in name and " A" in name]
     assert registry.stats()["subscribed"] is False
     assert registry.stats()["pending_closes"] == 0
     # A left: a close from B expects two nodes and gets both answers.
+    closing = closes([on_b], SESSION_ENDED_CODE)
     result = await b.registry.close_all_session(x_id, wait=3.0)
     assert (result.closed, result.nodes_answered, result.nodes_expected) == (1, 2, 2)
-    await expect_close(on_b, SESSION_ENDED_CODE)
+    await closing
     cluster.remove(a)
     assert c.registry.stats()["remote_closes"] == 1
 
@@ -183,10 +186,10 @@ async def test_clients_that_decode_responses_work_too(redis_url: str) -> None:
         await x.get_json(a, "/login?user=carol")
         xs = [await x.ws(node) for node in nodes]
         await eventually(lambda: sockets(nodes) == 3, what="3 sockets registered")
+        closing = closes(xs, SESSION_ENDED_CODE)
         result = await c.registry.close_all_key(("identity", "carol"), wait=3.0)
         assert (result.closed, result.nodes_answered, result.nodes_expected) == (3, 3, 3)
-        for ws in xs:
-            await expect_close(ws, SESSION_ENDED_CODE)
+        await closing
         await expect_close(await x.ws(b), SESSION_ENDED_CODE)  # the session stays revoked
     finally:
         await x.close()

@@ -16,6 +16,7 @@ from aiohttp_session_ws.redis import ClusterPublishError
 from tests.support.cluster import (
     Browser,
     Node,
+    closes,
     eventually,
     expect_close,
     expect_open,
@@ -69,10 +70,11 @@ async def test_redis_killed_and_restarted(
         redis_server.kill()
 
         # Local closes keep working and the failure to reach the others is not silent.
+        closing = closes([x_on_a], SESSION_ENDED_CODE)
         with pytest.raises(ClusterPublishError) as failed:
             await a.registry.close_all_session(x_id)
         assert failed.value.local_closed == 1
-        await expect_close(x_on_a, SESSION_ENDED_CODE)
+        await closing
         await expect_open(x_on_b)  # B could not be told
         assert a.registry.stats()["publish_failures"] == 1
         assert a.registry.stats()["redis_up"] is False
@@ -98,11 +100,11 @@ async def test_redis_killed_and_restarted(
         z_id = (await z.get_json(c, "/id"))["id"]
         z_on_b = await z.ws(b)
         await eventually(lambda: sockets([b]) == 1, what="z's socket on B")
+        closing = closes([z_on_c, z_on_b], SESSION_ENDED_CODE)
         result = await a.registry.close_all_session(z_id, wait=2.0)
         recovered = time.monotonic() - restarted
         assert (result.closed, result.nodes_answered) == (2, 3), result
-        await expect_close(z_on_c, SESSION_ENDED_CODE)
-        await expect_close(z_on_b, SESSION_ENDED_CODE)
+        await closing
         assert recovered < 10
     finally:
         for browser in (x, y, z):
@@ -126,11 +128,12 @@ async def test_redis_paused_then_resumed(cluster: list[Node], redis_server: Redi
         redis_server.pause()
         try:
             started = time.monotonic()
+            closing = closes([on_a], SESSION_ENDED_CODE)
             with pytest.raises(ClusterPublishError) as failed:
                 await a.registry.close_all_session(x_id, wait=1.0)
             assert time.monotonic() - started < 3  # bounded by redis_timeout, not hung
             assert failed.value.local_closed == 1
-            await expect_close(on_a, SESSION_ENDED_CODE)
+            await closing
             await expect_open(on_b)
         finally:
             redis_server.resume()
@@ -199,10 +202,10 @@ async def test_garbage_on_the_channel_is_ignored(
         x_id = (await x.get_json(a, "/id"))["id"]
         sockets_ = [await x.ws(node) for node in cluster]
         await eventually(lambda: sockets(cluster) == 3, what="3 sockets registered")
+        closing = closes(sockets_, SESSION_ENDED_CODE)
         result = await c.registry.close_all_session(x_id, wait=2.0)
         assert (result.closed, result.nodes_answered) == (3, 3)
-        for ws in sockets_:
-            await expect_close(ws, SESSION_ENDED_CODE)
+        await closing
     finally:
         await x.close()
         await raw.aclose()

@@ -90,7 +90,7 @@ async def test_json_round_trip_of_tuple_ids(aiohttp_client: Any) -> None:
     assert list(app[REGISTRY_KEY]) == [("tenant", 7)]
     await client.get("/reset")
     msg = await ws.receive(timeout=5)
-    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001)
+    assert (msg.type, ws.close_code) == (WSMsgType.CLOSE, 4001)
 
 
 def fernet_token(key: bytes, payload: str) -> str:

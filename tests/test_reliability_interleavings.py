@@ -95,7 +95,7 @@ async def operate(
         msg = await ws.receive(timeout=10)
         assert msg.type in (WSMsgType.TEXT, WSMsgType.CLOSE), msg
         if msg.type is WSMsgType.CLOSE:
-            assert msg.data == 4001
+            assert ws.close_code == 4001
         return ws
     if op.startswith("login:"):
         request = http.post(node.url / "login", json={"user": op.split(":")[1]})

@@ -167,13 +167,21 @@ class Browser:
 
 
 async def expect_close(ws: aiohttp.ClientWebSocketResponse, code: int, timeout: float = 5) -> None:
-    """The server sent a close frame with `code`.
-
-    (`ws.close_code` can read 1006 instead: aiohttp's server drops the transport
-    without waiting for the client's reply when its handler was in receive().)
-    """
+    """The server closed `ws` with `code`, cleanly (the client's reply got through)."""
     msg = await ws.receive(timeout=timeout)
-    assert msg.type is WSMsgType.CLOSE and msg.data == code, msg
+    assert msg.type is WSMsgType.CLOSE and ws.close_code == code, (msg, ws.close_code)
+
+
+def closes(
+    sockets: Iterable[aiohttp.ClientWebSocketResponse], code: int
+) -> asyncio.Future[list[None]]:
+    """Start reading `sockets` now, as a browser does, and expect each to close with `code`.
+
+    Call it before the close and await it after: the library waits (up to its
+    `close_timeout`) for each client to answer its close frame, and an aiohttp
+    client answers only while something reads it.
+    """
+    return asyncio.gather(*(expect_close(ws, code) for ws in sockets))
 
 
 async def expect_open(ws: aiohttp.ClientWebSocketResponse) -> None:

@@ -58,13 +58,14 @@ class DemoUser:
 
 
 async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> int:
-    """Skip the feed's ticks; return the code of the server's close frame."""
+    """Skip the feed's ticks; return the close code the client read (`ws.close_code`)."""
     while True:
         msg = await ws.receive(timeout=timeout)
         if msg.type is WSMsgType.TEXT:
             continue
         assert msg.type is WSMsgType.CLOSE, msg
-        return int(msg.data)
+        assert ws.close_code is not None
+        return ws.close_code
 
 
 async def next_tick(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> dict[str, Any]:

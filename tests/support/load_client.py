@@ -5,7 +5,7 @@
 Makes SESSIONS sessions (GET /id), opens PER_SESSION websockets in each and
 prints "open N". On a line "reset" on stdin it resets every session at once
 (GET /reset), waits for every socket's next frame and prints one JSON line:
-{"frames": [[type, data, extra, count], ...], "errors": [...]}.
+{"frames": [[type, close_code, extra, count], ...], "errors": [...]}.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ async def run(url: str, sessions: int, per_session: int) -> dict[str, Any]:
 
         async def next_frame(ws: aiohttp.ClientWebSocketResponse) -> tuple[Any, ...]:
             msg = await ws.receive(timeout=120)
-            return int(msg.type), msg.data, msg.extra
+            return int(msg.type), ws.close_code, msg.extra
 
         cookies = await bounded([new_session for _ in range(sessions)])
         sockets = await bounded(
