@@ -47,8 +47,9 @@ class SessionWebSocketResponse(web.WebSocketResponse):
     - pings and the client's Close are answered even while the handler does
       not read (as long as less than 64 KiB of received data waits for it);
     - `close()` from any task waits (up to aiohttp's `timeout`, default 10 s)
-      for the client's Close before closing TCP, so the client reads the code;
-      a handler waiting in `receive()` gets a CLOSING message once that is done;
+      for the client's Close before closing TCP, so the client reads the code
+      (a handler waiting in `receive()` gets CLOSING at once, as in aiohttp;
+      `session_ws` holds the connection open until the handshake is done);
     - with `heartbeat=`, the connection of a socket aiohttp closed for a missed
       pong is aborted half a heartbeat later, so a handler blocked in a send to
       a peer that stopped reading returns.
@@ -164,8 +165,7 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             inbox = self.__inbox
             if inbox:
                 return self.__take(inbox)
-            closing = self.__closing
-            if not self.__reading and (closing is None or closing.done()):
+            if not self.__reading and (self.closed or self.__closing is None):
                 # Closed or closing: aiohttp answers at once (CLOSED, CLOSING, ...).
                 return await super().receive(timeout)
             self.__waiter = waiter = asyncio.get_running_loop().create_future()
@@ -219,11 +219,11 @@ class SessionWebSocketResponse(web.WebSocketResponse):
                 await asyncio.wait([reader])
             self.__inbox = None
             self.__buffered = 0
+            if self.__waiter is not None:  # as in aiohttp: its receive() returns CLOSING
+                self.__deliver(WS_CLOSING_MESSAGE, 0)
             return await super().close(code=code, message=message, drain=drain)
         finally:
             closing.set_result(None)
-            if self.__waiter is not None:  # a handler waiting in receive() learns now
-                self.__deliver(WS_CLOSING_MESSAGE, 0)
 
     async def stop_reading(self) -> None:
         """Wait for a close under way, then stop the reader: the handler is done.

@@ -1,0 +1,276 @@
+"""`SessionWebSocketResponse` behaves as aiohttp's `WebSocketResponse` for the handler.
+
+Each handler runs twice, on a plain `web.WebSocketResponse` and under
+`session_ws`, over a real server and socket; both must report the same.
+Runs on the minimum supported aiohttp (`make test-min-aiohttp`) and the latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import aiohttp_session
+import pytest
+from aiohttp import WSMsgType, web
+
+from aiohttp_session_ws import (
+    REGISTRY_KEY,
+    SessionWSRegistry,
+    get_session_ws_id,
+    session_ws,
+    session_ws_middleware,
+    setup,
+)
+from aiohttp_session_ws.websocket import READ_AHEAD_BYTES, SessionWebSocketResponse
+
+Body = Callable[[web.WebSocketResponse, list[Any]], Awaitable[None]]
+KINDS = ["plain", "session_ws"]
+
+
+def describe(msg: Any) -> list[Any]:
+    """A message as comparable data (a CLOSE's code as an int, and its reason)."""
+    if msg.type is WSMsgType.CLOSE:
+        return [msg.type.name, int(msg.data), msg.extra]
+    return [msg.type.name, msg.data]
+
+
+def make_app(kind: str, body: Body, seen: list[Any], **ws_options: Any) -> web.Application:
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        if kind == "plain":
+            ws = web.WebSocketResponse(**ws_options)
+            await ws.prepare(request)
+            await body(ws, seen)
+            return ws
+        async with session_ws(request, **ws_options) as ws:
+            assert isinstance(ws, SessionWebSocketResponse)
+            await body(ws, seen)
+        return ws
+
+    app = web.Application(
+        middlewares=[
+            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
+            session_ws_middleware,
+        ]
+    )
+    app.router.add_get("/ws", handler)
+    setup(app, SessionWSRegistry())
+    return app
+
+
+@contextlib.asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def run(
+    kind: str, body: Body, client: Callable[[Any], Awaitable[Any]], **options: Any
+) -> Any:
+    """Serve `body` as `kind`, run `client(ws)`; return what both sides saw."""
+    seen: list[Any] = []
+    async with served(make_app(kind, body, seen, **options)) as url:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"{url}/ws")
+            client_saw = await asyncio.wait_for(client(ws), 10)
+            await ws.close()
+        for _ in range(200):  # the handler's last steps
+            if seen and seen[-1] == "done":
+                break
+            await asyncio.sleep(0.01)
+    return seen, client_saw
+
+
+async def receive_api(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    try:
+        await ws.receive(timeout=0.05)
+    except asyncio.TimeoutError:
+        seen.append("timeout")
+    await ws.send_str("go")
+    seen.append(await ws.receive_str())
+    seen.append(await ws.receive_json())
+    seen.append(await ws.receive_bytes())
+    first = asyncio.ensure_future(ws.receive())
+    await asyncio.sleep(0)
+    try:
+        await ws.receive()
+    except RuntimeError as exc:
+        seen.append(str(exc))
+    await ws.send_str("next")
+    seen.append(describe(await first))
+    try:
+        await ws.receive_str()
+    except TypeError:  # aiohttp >= 3.11 raises WSMessageTypeError, a TypeError
+        seen.append("not text")
+    seen.append(describe(await ws.receive()))  # the client's close
+    seen.append(ws.close_code)
+    seen.append(describe(await ws.receive()))
+    seen.append("done")
+
+
+async def receive_api_client(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    assert await ws.receive_str() == "go"
+    await ws.send_str("hello")
+    await ws.send_json({"a": 1})
+    await ws.send_bytes(b"raw")
+    assert await ws.receive_str() == "next"
+    await ws.send_str("x")
+    await ws.send_bytes(b"not text")
+    await ws.close(code=4000, message=b"bye")
+    return ws.close_code
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_receive_api(kind: str) -> None:
+    seen, client_saw = await run(kind, receive_api, receive_api_client)
+    assert seen == [
+        "timeout",
+        "hello",
+        {"a": 1},
+        b"raw",
+        "Concurrent call to receive() is not allowed",
+        ["TEXT", "x"],
+        "not text",
+        ["CLOSE", 4000, "bye"],
+        4000,
+        ["CLOSED", None],
+        "done",
+    ]
+    assert client_saw == 1000  # the close code of the server's answer
+
+
+async def closed_by_another_task(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    async def close_soon() -> None:
+        await asyncio.sleep(0.05)
+        seen.append(await ws.close(code=4001, message=b"session ended"))
+
+    closer = asyncio.ensure_future(close_soon())
+    seen.append(describe(await ws.receive()))
+    await closer
+    seen.append(await ws.close())  # already closed
+    seen.append(describe(await ws.receive()))
+    seen.append(ws.close_code)
+    seen.append("done")
+
+
+async def read_close(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    msg = await ws.receive()
+    return [describe(msg), ws.close_code]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_close_from_another_task_while_the_handler_reads(kind: str) -> None:
+    seen, client_saw = await run(kind, closed_by_another_task, read_close)
+    assert seen[:2] == [["CLOSING", None], True]
+    assert seen[2:4] == [False, ["CLOSED", None]]
+    if kind == "session_ws":  # the handshake completed: the server read the answer
+        assert seen[4] == 1000
+        assert client_saw == [["CLOSE", 4001, "session ended"], 4001]
+    else:  # aiohttp closed TCP without waiting for the client's answer
+        assert client_saw[0] == ["CLOSE", 4001, "session ended"]
+
+
+async def closes_itself(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    async for msg in ws:
+        if msg.data == "bye":
+            seen.append(await ws.close(code=4002, message=b"as asked"))
+    seen.append(ws.close_code)
+    seen.append("done")
+
+
+async def say_bye(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    await ws.send_str("bye")
+    return await read_close(ws)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_the_handler_closing_itself(kind: str) -> None:
+    seen, client_saw = await run(kind, closes_itself, say_bye)
+    assert seen == [True, 1000, "done"]  # the code of the client's answer
+    assert client_saw == [["CLOSE", 4002, "as asked"], 4002]
+
+
+async def no_autoclose(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    seen.append(describe(await ws.receive()))
+    seen.append(describe(await ws.receive()))
+    await ws.send_str("still here")  # the client's Close is not answered yet
+    seen.append(await ws.close(code=1000))
+    seen.append("done")
+
+
+async def close_and_listen(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    await ws.send_frame(b"\x0f\xa0", WSMsgType.CLOSE)  # 4000, without waiting
+    msg = await ws.receive()
+    return describe(msg)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_autoclose_false(kind: str) -> None:
+    if not hasattr(aiohttp.ClientWebSocketResponse, "send_frame"):
+        pytest.skip("this aiohttp's client cannot send a bare close frame")
+    seen, client_saw = await run(kind, no_autoclose, close_and_listen, autoclose=False)
+    assert seen == [["CLOSE", 4000, ""], ["CLOSING", None], True, "done"]
+    assert client_saw == ["TEXT", "still here"]
+
+
+async def reads_late(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    await asyncio.sleep(0.5)  # the client sends far more than the reader reads ahead
+    async for msg in ws:
+        seen.append(len(msg.data))
+        if len(seen) == COUNT:
+            await ws.send_str("got all")
+    seen.append("done")
+
+
+COUNT = 4 * READ_AHEAD_BYTES // 4096
+
+
+async def flood(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    for i in range(COUNT):
+        await ws.send_bytes(i.to_bytes(4, "big") * 1024)
+    return await ws.receive_str()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_backlog_beyond_the_read_ahead_loses_nothing(kind: str) -> None:
+    seen, client_saw = await run(kind, reads_late, flood)
+    assert client_saw == "got all"
+    assert seen == [4096] * COUNT + ["done"]
+
+
+async def test_a_socket_registered_by_hand_closes_as_before() -> None:
+    """1.1.1-style code: a plain WebSocketResponse registered by hand still closes."""
+    registry = SessionWSRegistry()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        session_ws_id = await get_session_ws_id(request)
+        registry.register(session_ws_id, ws)
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            registry.unregister(session_ws_id, ws)
+        return ws
+
+    app = make_app("plain", closes_itself, [])
+    app.router.add_get("/by-hand", handler)
+    app[REGISTRY_KEY] = registry
+    async with served(app) as url, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{url}/by-hand")
+        await asyncio.sleep(0.05)
+        (session_ws_id,) = list(registry)
+        reading = asyncio.ensure_future(ws.receive(timeout=5))
+        assert await registry.close_all_session(session_ws_id) == 1
+        msg = await reading
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001)
