@@ -3,13 +3,30 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-auth test lint typecheck unit package-check bench bench-quick clean
+.PHONY: demo demo-auth test lint typecheck unit package-check test-min-aiohttp bench bench-quick clean
+
+# The oldest aiohttp we support, in a second venv, for the tests of what touches
+# aiohttp's websocket behaviour (pytest-aiohttp 1.1 needs a newer aiohttp).
+MIN_VENV ?= .venv-min-aiohttp
+MIN_PY := $(MIN_VENV)/bin/python
+MIN_STAMP := $(MIN_VENV)/.installed-stamp
+MIN_PINS := aiohttp==3.10.4 pytest-aiohttp==1.0.5
+MIN_TESTS := tests/test_websocket.py tests/test_close_handshake.py \
+	tests/test_close_handshake_browser.py tests/test_core.py tests/test_core_shutdown.py \
+	tests/test_core_units.py tests/test_demo.py
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+$(MIN_STAMP): pyproject.toml
+	test -x $(MIN_PY) || python3 -m venv $(MIN_VENV)
+	$(MIN_PY) -m pip install -q --upgrade pip
+	$(MIN_PY) -m pip install -q -e . $(MIN_PINS) 'pytest>=8' 'pytest-timeout>=2.3' \
+		'websockets>=13' 'playwright>=1.45'
+	touch $(MIN_STAMP)
 
 demo-auth: $(STAMP)  ## the login demo
 	$(PY) -m demo_auth $(ARGS)
@@ -34,7 +51,11 @@ package-check: $(STAMP)  ## build the wheel and sdist, check what they contain
 	$(PY) -m check_wheel_contents --toplevel aiohttp_session_ws dist/*.whl
 	$(PY) .ci/check_dist.py dist
 
-test: lint typecheck unit package-check  ## everything CI runs
+test-min-aiohttp: $(MIN_STAMP)  ## core and closing-handshake tests on aiohttp 3.10.4
+	$(MIN_PY) -c 'import aiohttp; assert aiohttp.__version__ == "3.10.4", aiohttp.__version__'
+	$(MIN_PY) -m pytest $(MIN_TESTS) $(ARGS)
+
+test: lint typecheck unit package-check test-min-aiohttp  ## everything CI runs
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
@@ -43,4 +64,4 @@ bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
