@@ -19,9 +19,11 @@ client's Close frame itself.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
+import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http import WS_CLOSING_MESSAGE
 
@@ -37,6 +39,15 @@ received data waits for a handler that does not read."""
 _ENDS: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+_CLOSE_SKIPS_MESSAGES: Final = _version(aiohttp.__version__) >= (3, 10, 11)
+"""aiohttp >= 3.10.11 (its issue 9506): `close()` waits for the client's Close
+past other messages; older versions read one message and give up on anything else."""
+
+
 class SessionWebSocketResponse(web.WebSocketResponse):
     """A `web.WebSocketResponse` whose closes complete the closing handshake.
 
@@ -47,25 +58,29 @@ class SessionWebSocketResponse(web.WebSocketResponse):
     - pings and the client's Close are answered even while the handler does
       not read (as long as less than 64 KiB of received data waits for it);
     - `close()` from any task waits (up to aiohttp's `timeout`, default 10 s)
-      for the client's Close before closing TCP, so the client reads the code
-      (a handler waiting in `receive()` gets CLOSING at once, as in aiohttp;
-      `session_ws` holds the connection open until the handshake is done);
+      for the client's Close before closing TCP, so the client reads the code;
+      a handler waiting in `receive()` gets CLOSING (as in aiohttp) once that
+      is done, and `session_ws` waits for it when the handler ends first;
     - with `heartbeat=`, the connection of a socket aiohttp closed for a missed
       pong is aborted half a heartbeat later, so a handler blocked in a send to
       a peer that stopped reading returns.
     """
 
-    # Class-level defaults: an instance's dict holds only what it uses.
-    __reader: asyncio.Task[None] | None = None
-    __reading = False
-    __inbox: deque[WSMessage | Exception] | None = None
-    __buffered = 0
-    __waiter: asyncio.Future[None] | None = None
-    __room: asyncio.Future[None] | None = None
-    __closing: asyncio.Future[None] | None = None
-    __transport: asyncio.Transport | None = None
-    __receive_timeout: float | None = None
-    __heartbeat: float | None = None
+    # Slots, not the instance dict: aiohttp's response already holds 26 keys
+    # there, and past 30 CPython stops sharing the keys between instances
+    # (about 1.3 KiB more per socket).
+    __slots__ = (
+        "__buffered",
+        "__closing",
+        "__heartbeat",
+        "__inbox",
+        "__reader",
+        "__reading",
+        "__receive_timeout",
+        "__room",
+        "__transport",
+        "__waiter",
+    )
 
     def __init__(
         self,
@@ -76,10 +91,16 @@ class SessionWebSocketResponse(web.WebSocketResponse):
     ) -> None:
         # The reader waits without a timeout; the handler's receive() applies it.
         super().__init__(heartbeat=heartbeat, **ws_options)
-        if receive_timeout is not None:
-            self.__receive_timeout = receive_timeout
-        if heartbeat is not None:
-            self.__heartbeat = heartbeat
+        self.__receive_timeout = receive_timeout
+        self.__heartbeat = heartbeat
+        self.__reader: asyncio.Task[None] | None = None
+        self.__reading = False
+        self.__inbox: deque[WSMessage | Exception] | None = None
+        self.__buffered = 0
+        self.__waiter: asyncio.Future[None] | None = None
+        self.__room: asyncio.Future[None] | None = None
+        self.__closing: asyncio.Future[None] | None = None
+        self.__transport: asyncio.Transport | None = None
 
     async def prepare(self, request: BaseRequest) -> AbstractStreamWriter:
         """Upgrade (as aiohttp does), then start the library's reader task."""
@@ -107,8 +128,9 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         except Exception as exc:  # what aiohttp's receive() would have raised
             self.__deliver(exc, 0)
         finally:
+            # Cancelled: by close(), which tells a waiting handler once it is
+            # done, or by stop_reading(), once the handler is.
             self.__reading = False
-            self.__wake()
         if self.__heartbeat:
             await self.__drop_when_stuck(self.__heartbeat)
 
@@ -216,14 +238,23 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             # client's Close; unread messages are dropped, as aiohttp drops them.
             if self.__reading:
                 reader.cancel()
-                await asyncio.wait([reader])
+                if not _CLOSE_SKIPS_MESSAGES:
+                    # Old aiohttp gives up on the first message that is not a
+                    # Close (it would read the CLOSING it feeds a pending read):
+                    # let the cancelled read end first (one loop iteration).
+                    await asyncio.wait([reader])
+                # Otherwise the Close frame goes out at once: aiohttp feeds the
+                # pending read a CLOSING and waits for it to end, which the
+                # cancellation does (leaving that CLOSING unread, skipped).
             self.__inbox = None
             self.__buffered = 0
-            if self.__waiter is not None:  # as in aiohttp: its receive() returns CLOSING
-                self.__deliver(WS_CLOSING_MESSAGE, 0)
             return await super().close(code=code, message=message, drain=drain)
         finally:
             closing.set_result(None)
+            # A handler waiting in receive() gets CLOSING, as in aiohttp, but only
+            # now: it may then return, and aiohttp closes the connection.
+            if self.__waiter is not None:
+                self.__deliver(WS_CLOSING_MESSAGE, 0)
 
     async def stop_reading(self) -> None:
         """Wait for a close under way, then stop the reader: the handler is done.

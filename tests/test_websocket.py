@@ -170,7 +170,8 @@ async def read_close(ws: aiohttp.ClientWebSocketResponse) -> Any:
 @pytest.mark.parametrize("kind", KINDS)
 async def test_close_from_another_task_while_the_handler_reads(kind: str) -> None:
     seen, client_saw = await run(kind, closed_by_another_task, read_close)
-    assert seen[:2] == [["CLOSING", None], True]
+    # aiohttp wakes the handler before its close ends, session_ws after the handshake
+    assert sorted(seen[:2], key=str) == [True, ["CLOSING", None]]
     assert seen[2:4] == [False, ["CLOSED", None]]
     if kind == "session_ws":  # the handshake completed: the server read the answer
         assert seen[4] == 1000
