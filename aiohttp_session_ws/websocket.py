@@ -37,6 +37,10 @@ READ_AHEAD_BYTES: Final = 2**16
 received data waits for a handler that does not read."""
 
 _ENDS: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+_DATA: Final = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
+_NOT_CLOSING: Final = 0
+_CLOSING: Final = 1  # a close() is under way
+_CLOSED: Final = 2
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -71,9 +75,11 @@ class SessionWebSocketResponse(web.WebSocketResponse):
     # (about 1.3 KiB more per socket).
     __slots__ = (
         "__buffered",
+        "__closed_waiter",
         "__closing",
         "__heartbeat",
         "__inbox",
+        "__owned",
         "__reader",
         "__reading",
         "__receive_timeout",
@@ -93,23 +99,33 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         super().__init__(heartbeat=heartbeat, **ws_options)
         self.__receive_timeout = receive_timeout
         self.__heartbeat = heartbeat
-        self.__reader: asyncio.Task[None] | None = None
+        self.__owned = False  # prepared here: the reader task reads
+        self.__reader: asyncio.Task[None] | None = None  # while it runs
         self.__reading = False
         self.__inbox: deque[WSMessage | Exception] | None = None
         self.__buffered = 0
         self.__waiter: asyncio.Future[None] | None = None
         self.__room: asyncio.Future[None] | None = None
-        self.__closing: asyncio.Future[None] | None = None
+        self.__closing = _NOT_CLOSING
+        self.__closed_waiter: asyncio.Future[None] | None = None
         self.__transport: asyncio.Transport | None = None
 
     async def prepare(self, request: BaseRequest) -> AbstractStreamWriter:
         """Upgrade (as aiohttp does), then start the library's reader task."""
         writer = await super().prepare(request)
-        if self.__reader is None:
+        if not self.__owned:
+            self.__owned = True
             self.__transport = request.transport
             self.__reading = True
-            self.__reader = asyncio.ensure_future(self.__read())
+            reader = self.__reader = asyncio.get_running_loop().create_task(self.__read())
+            reader.add_done_callback(self.__forget_reader)
         return writer
+
+    def __forget_reader(self, reader: asyncio.Task[None]) -> None:
+        # A cancelled task keeps its CancelledError, whose traceback holds the
+        # reader's frames and so this socket: dropping the task here spares
+        # the garbage collector a reference cycle per closed socket.
+        self.__reader = None
 
     # -- the reader --------------------------------------------------------
 
@@ -178,7 +194,7 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         Raises `asyncio.TimeoutError` after `timeout` seconds (default: the
         `receive_timeout` option) and `RuntimeError` for concurrent calls.
         """
-        if self.__reader is None:  # not prepared: aiohttp's own errors
+        if not self.__owned:  # not prepared: aiohttp's own errors
             return await super().receive(timeout)
         if self.__waiter is not None:
             raise RuntimeError("Concurrent call to receive() is not allowed")
@@ -187,7 +203,7 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             inbox = self.__inbox
             if inbox:
                 return self.__take(inbox)
-            if not self.__reading and (self.closed or self.__closing is None):
+            if not self.__reading and (self.closed or self.__closing == _NOT_CLOSING):
                 # Closed or closing: aiohttp answers at once (CLOSED, CLOSING, ...).
                 return await super().receive(timeout)
             self.__waiter = waiter = asyncio.get_running_loop().create_future()
@@ -222,21 +238,21 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         and `close_code` reads 1006). Returns False at once if the socket is
         closed or a close is under way (`stop_reading` waits for that one).
         """
-        if self.__closing is not None:  # under way (or done): as aiohttp, at once
+        if self.__closing != _NOT_CLOSING:  # under way or done: as aiohttp, at once
             return False
         reader = self.__reader
-        if reader is None or self.closed:
+        if not self.__owned or self.closed:
             return await super().close(code=code, message=message, drain=drain)
-        self.__closing = closing = asyncio.get_running_loop().create_future()
-        if reader is asyncio.current_task():  # the reader answering the client's Close
-            try:
+        self.__closing = _CLOSING
+        if reader is not None and reader is asyncio.current_task():
+            try:  # the reader answering the client's Close
                 return await super().close(code=code, message=message, drain=drain)
             finally:
-                closing.set_result(None)
+                self.__closed()
         try:
             # Stop the reader's read, so that aiohttp's close() reads the
             # client's Close; unread messages are dropped, as aiohttp drops them.
-            if self.__reading:
+            if self.__reading and reader is not None:
                 reader.cancel()
                 if not _CLOSE_SKIPS_MESSAGES:
                     # Old aiohttp gives up on the first message that is not a
@@ -250,11 +266,17 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             self.__buffered = 0
             return await super().close(code=code, message=message, drain=drain)
         finally:
-            closing.set_result(None)
+            self.__closed()
             # A handler waiting in receive() gets CLOSING, as in aiohttp, but only
             # now: it may then return, and aiohttp closes the connection.
             if self.__waiter is not None:
                 self.__deliver(WS_CLOSING_MESSAGE, 0)
+
+    def __closed(self) -> None:
+        self.__closing = _CLOSED
+        waiter = self.__closed_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def stop_reading(self) -> None:
         """Wait for a close under way, then stop the reader: the handler is done.
@@ -262,9 +284,10 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         aiohttp closes the connection once the handler returns; waiting here
         lets a close started elsewhere receive the client's Close first.
         """
-        closing = self.__closing
-        if closing is not None:
-            await asyncio.shield(closing)
+        if self.__closing == _CLOSING:
+            if self.__closed_waiter is None:
+                self.__closed_waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self.__closed_waiter)
         reader = self.__reader
         if reader is not None and not reader.done():
             reader.cancel()
@@ -275,6 +298,3 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         transport, self.__transport = self.__transport, None
         if transport is not None:
             transport.abort()
-
-
-_DATA: Final = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
