@@ -24,7 +24,7 @@ from yarl import URL
 
 from aiohttp_session_ws import REGISTRY_KEY, SESSION_ENDED_CODE, SHUTDOWN_CODE
 from tests.support import close_app
-from tests.support.close_app import SHAPES, CloseServer
+from tests.support.close_app import SHAPES, CloseServer, running
 from tests.support.sizes import size
 
 ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
@@ -35,10 +35,8 @@ STEP = 0.05  # how long each of the client's reads waits (asyncio.wait_for)
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[CloseServer]:
-    process = CloseServer(secret=None)
-    process.start()
-    yield process
-    process.close()
+    with running() as process:
+        yield process
 
 
 def ws_url(server: CloseServer, shape: str) -> str:
@@ -74,7 +72,7 @@ async def read_until_close(ws: aiohttp.ClientWebSocketResponse, limit: float = 1
 
 async def aiohttp_logout(http: aiohttp.ClientSession, url: str, shape: str) -> tuple[Any, ...]:
     """Open a socket, log out from another request; return what the client saw."""
-    await (await http.get(f"{url}/login")).read()
+    await (await http.get(f"{url}/id")).read()
     ws = await http.ws_connect(f"{url}/ws/{shape}")
     hello = await ws.receive_json(timeout=5)
     assert hello["id"]
@@ -109,7 +107,7 @@ async def test_aiohttp_clients_read_4001_after_logout(server: CloseServer, shape
 
 async def websockets_logout(http: aiohttp.ClientSession, url: str, shape: str) -> tuple[Any, ...]:
     """The same logout, the socket opened by the `websockets` package's client."""
-    await (await http.get(f"{url}/login")).read()
+    await (await http.get(f"{url}/id")).read()
     cookie = cookie_header(http, url)
     ws_address = url.replace("http://", "ws://") + f"/ws/{shape}"
     async with connect(ws_address, additional_headers={"Cookie": cookie}) as ws:
@@ -138,11 +136,9 @@ async def test_websockets_clients_see_a_clean_4001(server: CloseServer, shape: s
 
 async def test_a_peer_that_never_answers_is_dropped_after_close_timeout() -> None:
     """A client that reads the close frame but never answers it is dropped in time."""
-    process = CloseServer("--close-timeout", "0.5", secret=None)
-    process.start()
-    try:
+    with running("--close-timeout", "0.5") as process:
         async with browser_like_session() as http:
-            await (await http.get(f"{process.url}/login")).read()
+            await (await http.get(f"{process.url}/id")).read()
             cookie = cookie_header(http, process.url)
             reader, writer = await raw_upgrade(process.port, "/ws/async-for", cookie)
             started = time.monotonic()
@@ -154,8 +150,6 @@ async def test_a_peer_that_never_answers_is_dropped_after_close_timeout() -> Non
             elapsed = time.monotonic() - started
             writer.close()
             stats = await (await http.get(f"{process.url}/stats")).json()
-    finally:
-        process.close()
     assert b"\x88" in data and SESSION_ENDED_CODE.to_bytes(2, "big") in data
     assert elapsed < 5, elapsed  # close_timeout is 0.5 s; aiohttp's own wait would be 10 s
     assert stats["closed"]["session_ended"] == 1
@@ -190,11 +184,9 @@ async def busy_event_loop() -> None:
 
 async def test_shutdown_gives_every_client_a_clean_1001() -> None:
     per_shape = max(LOGOUTS // 4, 5)
-    process = CloseServer(secret=None)
-    process.start()
-    try:
+    with running() as process:
         async with browser_like_session() as http:
-            await (await http.get(f"{process.url}/login")).read()
+            await (await http.get(f"{process.url}/id")).read()
             cookie = cookie_header(http, process.url)
             aiohttp_sockets = []
             ws_sockets = []
@@ -223,8 +215,6 @@ async def test_shutdown_gives_every_client_a_clean_1001() -> None:
             msgs = await asyncio.gather(*readers)
             seen = await asyncio.gather(*peers)
             busy.cancel()
-    finally:
-        process.close()
     total = per_shape * len(SHAPES)
     assert [(m.type, m.data) for m in msgs] == [(WSMsgType.CLOSE, SHUTDOWN_CODE)] * total
     codes = [ws.close_code for ws in aiohttp_sockets]

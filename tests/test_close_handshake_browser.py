@@ -7,6 +7,7 @@ socket's CloseEvent. Sizes grow with ASWS_FULL=1 (200 logouts per shape).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from aiohttp_session_ws import SESSION_ENDED_CODE, SHUTDOWN_CODE
 from tests.support.browser import chromium
-from tests.support.close_app import SHAPES, CloseServer
+from tests.support.close_app import SHAPES, CloseServer, running
 from tests.support.sizes import size
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -26,7 +27,7 @@ LOGOUT_LOOP = """
 async ([shape, count]) => {
   const seen = [];
   for (let i = 0; i < count; i++) {
-    await fetch('/login');
+    await fetch('/id');
     const ws = new WebSocket(`ws://${location.host}/ws/${shape}`);
     const closed = new Promise((resolve) => {
       ws.onclose = (e) => resolve([e.code, e.reason, e.wasClean]);
@@ -64,10 +65,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[CloseServer]:
-    process = CloseServer(secret=None)
-    process.start()
-    yield process
-    process.close()
+    with running() as process:
+        yield process
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -88,10 +87,7 @@ def test_chromium_sees_a_clean_4001_on_logout(
 
 def test_chromium_sees_a_clean_1001_on_shutdown(browser: Any) -> None:
     per_shape = size(5, 50)
-    process = CloseServer(secret=None)
-    process.start()
-    context = browser.new_context()
-    try:
+    with running() as process, contextlib.closing(browser.new_context()) as context:
         page = context.new_page()
         page.goto(process.url + "/page")
         page.evaluate(OPEN_SOCKETS, [list(SHAPES), per_shape])
@@ -99,7 +95,4 @@ def test_chromium_sees_a_clean_1001_on_shutdown(browser: Any) -> None:
         total = per_shape * len(SHAPES)
         page.wait_for_function(f"window.closes.length >= {total}", timeout=15_000)
         seen = page.evaluate("window.closes")
-    finally:
-        context.close()
-        process.close()
     assert seen == [[SHUTDOWN_CODE, "server shutdown", True]] * total

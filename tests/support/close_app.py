@@ -8,11 +8,11 @@ websocket route per handler shape a user writes under `session_ws`:
 - `/ws/push`: only sends, never reads (the 1.1.1 README handler);
 - `/ws/receive`: an explicit `await ws.receive()` loop.
 
-Each socket first sends `{"id": <session websocket id>}`. `GET /login` gives the
-session its id, `GET /reset` closes the session's sockets after the response
-(another request, as a logout does) and rotates the id, `GET /page` is an empty
-page for browser tests, `GET /stats` the registry's `stats()`. SIGTERM shuts the
-server down cleanly (every socket closed with 1001).
+Each socket first sends `{"id": <session websocket id>}`. From tests/core_app.py:
+`GET /id` gives the session its id, `GET /reset` closes the session's sockets
+after the response (another request, as a logout does) and rotates the id.
+`GET /page` is an empty page for browser tests, `GET /stats` the registry's
+`stats()`. SIGTERM shuts the server down cleanly (every socket closed with 1001).
 """
 
 from __future__ import annotations
@@ -20,21 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
-import aiohttp_session
 from aiohttp import WSMsgType, web
 
-from aiohttp_session_ws import (
-    REGISTRY_KEY,
-    SessionWSRegistry,
-    get_session_ws_id,
-    new_session_ws_id,
-    schedule_close_all_session_ws,
-    session_ws,
-    session_ws_middleware,
-    setup,
-)
+from aiohttp_session_ws import REGISTRY_KEY, get_session_ws_id, session_ws
+from tests import core_app
 from tests.support.demo_process import DemoProcess
 
 SHAPES = ("async-for", "ticker", "push", "receive")
@@ -97,17 +88,6 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def handle_login(request: web.Request) -> web.Response:
-    return web.json_response({"id": await get_session_ws_id(request)})
-
-
-async def handle_reset(request: web.Request) -> web.Response:
-    response = web.Response(text="reset")
-    await schedule_close_all_session_ws(request, response)
-    await new_session_ws_id(request)
-    return response
-
-
 async def handle_page(request: web.Request) -> web.Response:
     return web.Response(text="<!doctype html><title>close</title>", content_type="text/html")
 
@@ -117,18 +97,11 @@ async def handle_stats(request: web.Request) -> web.Response:
 
 
 def make_app(close_timeout: float = 2.0) -> web.Application:
-    app = web.Application(
-        middlewares=[
-            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
-            session_ws_middleware,
-        ]
-    )
-    app.router.add_get("/login", handle_login)
-    app.router.add_get("/reset", handle_reset)
+    """tests/core_app.py's app (`/id`, `/reset`, `/ws`) with this module's routes."""
+    app = core_app.make_app(close_timeout=close_timeout)
     app.router.add_get("/page", handle_page)
     app.router.add_get("/stats", handle_stats)
     app.router.add_get("/ws/{shape}", handle_ws)
-    setup(app, SessionWSRegistry(close_timeout=close_timeout))
     return app
 
 
@@ -136,7 +109,18 @@ class CloseServer(DemoProcess):
     """This module's server in its own process (`start()`, `stop()`, `close()`)."""
 
     module = "tests.support.close_app"
-    ready_path = "/login"
+    ready_path = "/id"
+
+
+@contextlib.contextmanager
+def running(*args: str) -> Iterator[CloseServer]:
+    """A started CloseServer (`args` as on the command line), always stopped."""
+    process = CloseServer(*args, secret=None)
+    try:
+        process.start()
+        yield process
+    finally:
+        process.close()
 
 
 def main() -> None:
