@@ -75,7 +75,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             registry.handshake_ended(session_ws_id)
 
     async def _open(
-        self, ws: web.WebSocketResponse, session_ws_id: Hashable
+        self, ws: SessionWebSocketResponse, session_ws_id: Hashable
     ) -> web.WebSocketResponse:
         request = self.request
         registry = self.registry

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from aiohttp_session_ws import SESSION_ENDED_CODE, SHUTDOWN_CODE
-from tests.support.browser import chromium
+from tests.support.browser import browser
 from tests.support.close_app import SHAPES, CloseServer, running
 from tests.support.sizes import size
+
+__all__ = ["browser"]  # fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -55,12 +57,6 @@ async ([shapes, count]) => {
   await Promise.all(opened);
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")
