@@ -12,6 +12,7 @@ from aiohttp_session_ws.redis.cluster import ClusterSessionWSRegistry
 from tests.support.cluster import (
     FAST,
     Browser,
+    closes,
     eventually,
     expect_close,
     expect_open,
@@ -59,20 +60,21 @@ async def test_closes_counts_and_revocations_travel_over_another_transport(
             await expect_open(ws)
         stale = x.cookie(a)
 
+        closing = closes([on_a, on_b], SESSION_ENDED_CODE)  # clients read as it closes
         result = await a.registry.close_all_session(x_id, wait=2.0)
 
         assert (result.closed, result.nodes_answered, result.nodes_expected) == (2, 2, 2)
-        await expect_close(on_a, SESSION_ENDED_CODE)
-        await expect_close(on_b, SESSION_ENDED_CODE)
+        await closing
         await expect_open(other)
         late = Browser(cookie=stale)
         try:  # the revocation is shared: B refuses the old cookie
             await expect_close(await late.ws(b), SESSION_ENDED_CODE)
         finally:
             await late.close()
+        closing = closes([other], SESSION_ENDED_CODE)
         by_key = await b.registry.close_all_key(("identity", "alice"), wait=2.0)
         assert (by_key.closed, by_key.nodes_answered) == (1, 2)
-        await expect_close(other, SESSION_ENDED_CODE)
+        await closing
         await eventually(lambda: a.registry.stats()["remote_closes"] == 1)
     finally:
         await x.close()
