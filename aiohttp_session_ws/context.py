@@ -12,7 +12,8 @@ from aiohttp import web
 from .app import get_registry
 from .closing import close_sockets
 from .keys import ID_CHANGED
-from .registry import KeyProviderError, SessionWSRegistry
+from .registry import KeyProviderError, SessionWSRegistry, _get_session
+from .stale import is_retired, is_unknown
 from .websocket import SessionWebSocketResponse
 
 
@@ -30,6 +31,12 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
     that check, so a close racing the check cannot miss it). On exit the
     socket is unregistered, and a close under way is given time to finish its
     handshake (bounded by the registry's `close_timeout` for the library's closes).
+
+    A stale cookie never gets a session saved for it (that could replace the
+    browser's newer cookie): a cookie that loads as no session (unknown,
+    emptied, expired, undecryptable) gives an anonymous socket under an id that
+    is never saved; the cookie of a session a login or logout retired gives a
+    socket closed at once with the session-ended code.
 
     `ws_options` go to `web.WebSocketResponse` (e.g. `heartbeat=`, `protocols=`).
     With `heartbeat=`, a handler left blocked in a send after its peer vanished
@@ -66,16 +73,27 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 text="this URL is a websocket endpoint: connect with a websocket client",
             )
         session_ws_id = await registry.get_id(request)
+        session = await _get_session(request)  # loaded by get_id already
+        retired = is_retired(session)
+        # A stale cookie: saving a session for it could replace the browser's
+        # newer cookie. Its socket gets an id of its own that is never saved.
+        stale = retired or (session_ws_id is None and is_unknown(request, session))
         if session_ws_id is None:
             session_ws_id = await registry._stored_new_id(request)
         registry.handshake_started(session_ws_id)
         try:
-            return await self._open(ws, session_ws_id)
+            return await self._open(ws, session_ws_id, session, stale=stale, retired=retired)
         finally:
             registry.handshake_ended(session_ws_id)
 
     async def _open(
-        self, ws: SessionWebSocketResponse, session_ws_id: Hashable
+        self,
+        ws: SessionWebSocketResponse,
+        session_ws_id: Hashable,
+        session: aiohttp_session.Session,
+        *,
+        stale: bool,
+        retired: bool,
     ) -> web.WebSocketResponse:
         request = self.request
         registry = self.registry
@@ -87,10 +105,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             keys = await registry.keys_for(request)
         except KeyProviderError as exc:  # whose socket it is is unknown: refuse it below
             keys, unidentified = (), exc
-        if request.get(ID_CHANGED):
+        if request.get(ID_CHANGED) and not stale:
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.
-            session = await aiohttp_session.get_session(request)
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
         await ws.prepare(request)  # starts the socket's reader task
         if unidentified is not None:
@@ -105,7 +122,12 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         if keys:
             registry.index_keys(session_ws_id, ws, keys, mark=mark)
         try:
-            refused = await registry.refuses(session_ws_id, keys, mark)
+            # A retired session's cookie: the browser most likely holds the newer
+            # one already, which a reconnect will present (the tombstone expires
+            # after RETIRED_RECORD_TTL seconds, then the cookie is merely unknown).
+            refused = (
+                "stale_session" if retired else await registry.refuses(session_ws_id, keys, mark)
+            )
         except BaseException:  # __aexit__ will not run: undo what __aenter__ did
             registry.unregister(session_ws_id, ws)
             await ws.stop_reading()

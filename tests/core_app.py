@@ -9,6 +9,7 @@ from aiohttp import WSMsgType, web
 
 from aiohttp_session_ws import (
     SessionWSRegistry,
+    ensure_session_ws_id,
     get_session_ws_id,
     new_session_ws_id,
     schedule_close_all_session_ws,
@@ -19,7 +20,8 @@ from aiohttp_session_ws import (
 
 
 async def handle_id(request: web.Request) -> web.Response:
-    return web.json_response({"id": await get_session_ws_id(request)})
+    """The session's id, created (with the session) if missing: a page that wants one."""
+    return web.json_response({"id": await ensure_session_ws_id(request)})
 
 
 async def handle_reset(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from aiohttp_session_ws import (
     REGISTRY_KEY,
     SESSION_ENDED_CODE,
     SessionWSRegistry,
+    ensure_session_ws_id,
     get_session_ws_id,
     session_ws,
     session_ws_middleware,
@@ -250,7 +251,7 @@ async def test_legacy_string_key_and_manual_registry(aiohttp_client: Any) -> Non
 
 
 async def lambda_id(request: web.Request) -> web.Response:
-    return web.json_response({"id": await get_session_ws_id(request)})
+    return web.json_response({"id": await ensure_session_ws_id(request)})
 
 
 async def test_origin_allow_list(aiohttp_client: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp_session
 from aiohttp import WSMsgType, web
 
-from aiohttp_session_ws import get_session_ws_id, session_ws_middleware
+from aiohttp_session_ws import ensure_session_ws_id, session_ws_middleware
 
 STATS_PROVIDER: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("bench_stats")
 
@@ -35,8 +35,9 @@ def new_app() -> web.Application:
 
 
 async def handle_login(request: web.Request) -> web.Response:
-    """The middleware gives the new session its id; the cookie rides on this response."""
-    return web.json_response({"id": await get_session_ws_id(request)})
+    """The app asks for the session's id (creating the session); the cookie rides on
+    this response."""
+    return web.json_response({"id": await ensure_session_ws_id(request)})
 
 
 async def echo(ws: web.WebSocketResponse) -> None:

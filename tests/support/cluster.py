@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from aiohttp_session_ws import (
+    ensure_session_ws_id,
     get_session_ws_id,
     new_session_ws_id,
     schedule_close_all_session_ws,
@@ -46,7 +47,8 @@ async def identity_keys(request: web.Request) -> list[Hashable]:
 
 
 async def handle_id(request: web.Request) -> web.Response:
-    return web.json_response({"id": await get_session_ws_id(request)})
+    """The session's id, created (with the session) if missing: a page that wants one."""
+    return web.json_response({"id": await ensure_session_ws_id(request)})
 
 
 async def handle_login(request: web.Request) -> web.Response:

@@ -1,0 +1,93 @@
+"""Stale sessions: cookies that no longer load, and records retired by a rotation.
+
+aiohttp_session loads an unknown, emptied, expired or undecryptable cookie as a
+*new* session, and saves whatever is changed last. A request that left the
+browser before a login or logout still carries the old cookie; if its response
+saved a session, the browser's jar would take that cookie over the newer one.
+The rules here let the library tell such requests apart and never save for them:
+
+- a cookie that loads as a new (or an expired, empty) session is *unknown*;
+- a server-side record that a rotation retired holds only `RETIRED_KEY` for
+  `RETIRED_RECORD_TTL` seconds (a *tombstone*), so its cookie is told apart from
+  an unknown one while tabs holding it may still be in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiohttp_session
+from aiohttp import web
+
+RETIRED_KEY: Final = "aiohttp_session_ws_retired"
+"""The only key of a retired session's record."""
+
+RETIRED_RECORD_TTL: Final = 60
+"""Seconds a server-side storage keeps the tombstone of a retired session."""
+
+
+def has_session_cookie(request: web.Request) -> bool:
+    """True if the request carries the session storage's cookie (usable or not)."""
+    storage: aiohttp_session.AbstractStorage | None = request.get(aiohttp_session.STORAGE_KEY)
+    return storage is not None and storage.load_cookie(request) is not None
+
+
+def is_unknown(request: web.Request, session: aiohttp_session.Session) -> bool:
+    """True if the request's cookie loads as no session: unknown, emptied, expired or
+    undecryptable (aiohttp_session then hands out a new, empty session)."""
+    return session.empty and has_session_cookie(request)
+
+
+def is_retired(session: aiohttp_session.Session) -> bool:
+    """True if `session` was loaded from the tombstone a rotation left behind."""
+    return not session.new and RETIRED_KEY in session
+
+
+async def retire_record(
+    request: web.Request, response: web.StreamResponse, session: aiohttp_session.Session
+) -> bool:
+    """Replace a server-side session's record by a tombstone that expires shortly.
+
+    For sessions with a storage identity (RedisStorage, MemcachedStorage); a
+    session without one (cookie storages, a session never saved) keeps nothing
+    server-side and is left alone (returns False). The storage's cookie is
+    deleted on `response`; a session saved on it afterwards sets its own cookie
+    over that. `session` is the tombstone afterwards: `save_record_now` writes
+    it again.
+    """
+    if session.identity is None:
+        return False
+    session.invalidate()
+    session[RETIRED_KEY] = True
+    session.max_age = RETIRED_RECORD_TTL
+    storage: aiohttp_session.AbstractStorage = request[aiohttp_session.STORAGE_KEY]
+    await storage.save_session(request, response, session)
+    storage.save_cookie(response, "")
+    return True
+
+
+async def save_record_now(request: web.Request, session: aiohttp_session.Session) -> None:
+    """Write a server-side session's record now, without a cookie (the response at
+    hand, a websocket, cannot carry one; the browser keeps its cookie, which
+    names the same record). Raises `RuntimeError` for a session without a
+    storage identity: its data lives in the cookie."""
+    if session.identity is None:
+        raise RuntimeError("only a server-side session can be saved without a cookie")
+    storage: aiohttp_session.AbstractStorage = request[aiohttp_session.STORAGE_KEY]
+    # The storage sets its cookie on the response it is given: give it one that is
+    # never sent.
+    await storage.save_session(request, web.Response(), session)
+
+
+async def written_here(request: web.Request, session: aiohttp_session.Session) -> bool:
+    """True if `session`, loaded from storage, differs from what the storage holds
+    now, i.e. the handler wrote into it (aiohttp_session will save it)."""
+    storage: aiohttp_session.AbstractStorage = request[aiohttp_session.STORAGE_KEY]
+    stored = await storage.load_session(request)
+    return dict(stored) != dict(session)
+
+
+async def drop_session(request: web.Request) -> None:
+    """Keep the request's session from being saved: give the request a fresh,
+    unchanged session in its place (aiohttp_session saves only changed ones)."""
+    await aiohttp_session.new_session(request)
