@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import aiohttp_session
 from aiohttp import web
 from aiohttp_security import AbstractIdentityPolicy
 
 from ..options import check_flag
+from ..stale import RETIRED_RECORD_TTL, save_record_now
 from .generations import (
     UserGenerations,
     check_generations,
@@ -16,10 +18,12 @@ from .generations import (
     record_login,
 )
 from .rotation import (
+    carries_cookies,
     check_identity,
     close_session_sockets_after,
     rotate_session,
     rotate_websocket_id,
+    session_to_change_in_place,
 )
 
 
@@ -38,6 +42,13 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
     `remember` records the user's current generation in the session and
     `identify` answers None once "log out everywhere" has started a new one:
     every other session of the user is then anonymous over HTTP too.
+
+    Given a response that cannot carry a cookie (`forget(request, ws)` inside a
+    socket handler), they change the server-side record in place where that
+    really logs in or out: `SessionIdentityPolicy` over a server-side storage
+    (RedisStorage, MemcachedStorage); `forget` then empties the record (with
+    rotation) and `remember` needs `rotate_session=False`. Anywhere else they
+    raise `RuntimeError` before anything has changed.
     """
 
     def __init__(
@@ -80,6 +91,7 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
         **kwargs: Any,
     ) -> None:
         check_identity(identity)
+        in_place = await self._in_place(request, response, "remember")
         await close_session_sockets_after(request, response)
         if self.rotate_session:
             await rotate_session(request, response)
@@ -87,12 +99,38 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
         if self.generations is not None:
             await record_login(request, identity, self.generations)
         await rotate_websocket_id(request)
+        if in_place is not None:
+            await save_record_now(request, in_place)
 
     async def forget(self, request: web.Request, response: web.StreamResponse) -> None:
+        in_place = await self._in_place(request, response, "forget")
         await close_session_sockets_after(request, response)
         await self.inner_policy.forget(request, response)
         if self.generations is not None:
             await forget_login(request)
+        if in_place is not None and self.rotate_session:
+            # No new cookie can reach the browser: empty its record instead, so
+            # its cookie loads as no session (anonymous; nothing is refused).
+            in_place.invalidate()
+            in_place.max_age = RETIRED_RECORD_TTL
+            await save_record_now(request, in_place)
+            return
         if self.rotate_session:
             await rotate_session(request, response)
         await rotate_websocket_id(request)
+        if in_place is not None:
+            await save_record_now(request, in_place)
+
+    async def _in_place(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        action: Literal["remember", "forget"],
+    ) -> aiohttp_session.Session | None:
+        """None for a response that carries cookies; else the server-side session to
+        change in place (or `RuntimeError`, raised before anything changed)."""
+        if carries_cookies(response):
+            return None
+        return await session_to_change_in_place(
+            request, response, self.inner_policy, action, rotate_session=self.rotate_session
+        )

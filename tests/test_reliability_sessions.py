@@ -1,0 +1,444 @@
+"""No sessions the app did not create, and no save that undoes a login or logout.
+
+Issue #11, items 1-4, each with RedisStorage (a private redis-server) and
+EncryptedCookieStorage, on real servers, set up as the README's one-call
+security setup does:
+
+1. a stale request (its cookie predates a login) sets no cookie, over HTTP or on a 101;
+2. a session write in flight during a logout does not log the browser back in;
+3. cookieless requests leave no session records; a session the app writes
+   carries a websocket id before any socket opens;
+4. `remember`/`forget` given a websocket log in/out for real, or raise before
+   anything changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from yarl import URL
+
+from aiohttp_session_ws import REGISTRY_KEY
+from tests.support.security_app import (  # noqa: F401 - fixtures
+    COOKIE_KEY,
+    STYLES,
+    Browser,
+    expect_closed,
+    expect_open,
+    make_app,
+    start_fixture,
+)
+from tests.support.sessions_app import add_session_routes, session_count
+
+COOKIE = "AIOHTTP_SESSION"
+Devices = Callable[..., Awaitable[tuple[web.Application, Callable[[], Awaitable[Browser]]]]]
+
+
+@pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis), "cookie"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """The session storage: RedisStorage (a private redis-server) or EncryptedCookieStorage."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def redis_client(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A client on the private redis-server (flushed after the test), for kind "redis"."""
+    if kind != "redis":
+        yield None
+        return
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def devices(
+    kind: str, redis_client: Any, aiohttp_server: Any, aiohttp_client: Any
+) -> Devices:
+    """Build the app on the `kind` storage; return it and a browser factory."""
+
+    async def build(
+        *, policy: str = "session", style: str = "setup", rotate_session: bool = True
+    ) -> tuple[web.Application, Callable[[], Awaitable[Browser]]]:
+        if kind == "redis":
+            from aiohttp_session.redis_storage import RedisStorage
+
+            storage: Any = RedisStorage(redis_client)
+        else:
+            storage = EncryptedCookieStorage(COOKIE_KEY)
+        app_policy = f"session-{kind}" if policy == "session" else policy
+        app = make_app(app_policy, style, storage, rotate_session=rotate_session)
+        add_session_routes(app, style, rotate_session=rotate_session)
+        server = await aiohttp_server(app)
+
+        async def browser() -> Browser:
+            client = await aiohttp_client(server, cookie_jar=aiohttp.CookieJar(unsafe=True))
+            return Browser(client)
+
+        return app, browser
+
+    return build
+
+
+class StaleTab:
+    """A tab whose requests left the browser while the jar still held `cookie`.
+
+    Every cookie its responses set is put into the browser's jar, as a browser
+    does whatever the request's age; `set_cookies` records them.
+    """
+
+    def __init__(self, browser: Browser, cookie: str) -> None:
+        self.browser = browser
+        self.set_cookies: list[str] = []
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(self._on_response)
+        jar = aiohttp.CookieJar(unsafe=True)
+        jar.update_cookies({COOKIE: cookie}, browser.client.make_url("/"))
+        self.http = aiohttp.ClientSession(cookie_jar=jar, trace_configs=[trace])
+
+    async def _on_response(self, session: Any, context: Any, params: Any) -> None:
+        response: aiohttp.ClientResponse = params.response
+        self.set_cookies += response.headers.getall("Set-Cookie", [])
+        self.browser.client.session.cookie_jar.update_cookies(response.cookies, response.url)
+
+    def url(self, path: str) -> URL:
+        return self.browser.client.make_url(path)
+
+    async def __aenter__(self) -> StaleTab:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+
+
+async def login_with_pre_login_session(browser: Browser, user: str = "alice") -> str:
+    """Load the login form (the app writes a CSRF token: cookie K0), log in; return K0."""
+    async with browser.client.get("/form") as resp:
+        assert resp.status == 200
+    pre_login = browser.cookie()
+    assert pre_login is not None
+    await browser.login(user)
+    assert browser.cookie() not in (None, pre_login)
+    return pre_login
+
+
+async def replay_user(browser: Browser, cookie: str) -> str | None:
+    """Who a request carrying only `cookie` is (without touching the browser's jar)."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        url = browser.client.make_url("/whoami")
+        async with http.get(url, headers={"Cookie": f"{COOKIE}={cookie}"}) as resp:
+            assert resp.status == 200
+            user: str | None = (await resp.json())["user"]
+            return user
+
+
+# -- 1. a stale request -------------------------------------------------------------
+
+
+async def test_stale_requests_after_login_set_no_cookie_and_logout_still_logs_out(
+    kind: str, devices: Devices
+) -> None:
+    _app, browsers = await devices()
+    browser = await browsers()
+    pre_login = await login_with_pre_login_session(browser)
+    logged_in = browser.cookie()
+    user_ws, seen = await browser.ws()
+    assert seen == "alice"
+
+    async with StaleTab(browser, pre_login) as stale:
+        # an XHR that left before the login
+        async with stale.http.get(stale.url("/whoami")) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["user"] is None
+        # a tab's websocket reconnect that left before the login
+        ws = await stale.http.ws_connect(stale.url("/ws"))
+        msg = await ws.receive(timeout=5)
+        # refused (the session was retired by the login) or anonymous; never the user
+        assert msg.type is WSMsgType.CLOSE or msg.json()["user"] is None, msg
+        await ws.close()
+        assert stale.set_cookies == []
+    assert browser.cookie() == logged_in
+
+    await browser.logout()
+    await expect_closed(user_ws)
+    assert await browser.whoami() is None
+    if kind == "redis":
+        assert await replay_user(browser, logged_in) is None
+
+
+async def test_a_socket_with_an_unknown_cookie_is_anonymous_and_saves_nothing(
+    kind: str, devices: Devices
+) -> None:
+    """An expired, unknown or undecryptable cookie: the socket is served, anonymous,
+    under an id that is never saved (no reconnect loop, no cookie)."""
+    app, browsers = await devices()
+    browser = await browsers()
+    async with StaleTab(browser, "0123456789abcdef0123456789abcdef") as stale:
+        ws = await stale.http.ws_connect(stale.url("/ws"))
+        assert (await ws.receive_json(timeout=5))["user"] is None
+        await expect_open(ws)
+        assert stale.set_cookies == []
+        assert app[REGISTRY_KEY].stats()["sockets"] == 1
+        await ws.close()
+
+
+async def test_a_cookieless_socket_starts_a_session_that_login_reaches(
+    kind: str, devices: Devices
+) -> None:
+    """A socket of a browser with no session cookie at all starts one (saved on the
+    101), as 1.1.1 did: the browser's login then closes it."""
+    _app, browsers = await devices()
+    browser = await browsers()
+    ws, seen = await browser.ws()
+    assert seen is None
+    assert browser.cookie() is not None
+    await browser.login("alice")
+    await expect_closed(ws)
+
+
+# -- 2. a session write in flight during a logout ---------------------------------------
+
+
+async def test_a_session_write_in_flight_does_not_undo_a_logout(
+    kind: str, devices: Devices
+) -> None:
+    _app, browsers = await devices()
+    undone = 0
+    for _ in range(20):
+        browser = await browsers()
+        await login_with_pre_login_session(browser)
+        logged_in = browser.cookie()
+        assert logged_in is not None
+        writer = asyncio.ensure_future(browser.client.post("/slow-write"))
+        await asyncio.sleep(0.05)
+        await browser.logout()
+        async with await writer as resp:
+            assert resp.status == 200
+            assert (await resp.json())["user"] == "alice"  # it read the logged-in session
+        if await browser.whoami() is not None:
+            undone += 1
+        elif kind == "redis" and await replay_user(browser, logged_in) is not None:
+            undone += 1  # the old record came back to life
+    assert undone == 0
+
+
+async def test_a_write_that_is_not_in_a_retired_session_is_saved(
+    kind: str, devices: Devices
+) -> None:
+    """The guard above drops only retired sessions: ordinary writes, and the login
+    and logout themselves, are saved."""
+    _app, browsers = await devices()
+    browser = await browsers()
+    await login_with_pre_login_session(browser)
+    before = browser.cookie()
+    async with browser.client.post("/slow-write") as resp:
+        assert resp.status == 200
+    if kind == "cookie":
+        assert browser.cookie() != before  # the write was saved into a new cookie
+    assert await browser.whoami() == "alice"
+    await browser.logout()
+    assert await browser.whoami() is None
+    await browser.login("bob")
+    assert await browser.whoami() == "bob"
+
+
+# -- 3. no session per cookieless request -------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["redis"])
+async def test_cookieless_requests_leave_no_session_records(
+    devices: Devices, redis_client: Any
+) -> None:
+    _app, browsers = await devices()
+    set_cookies = 0
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        url = (await browsers()).client.make_url("/")
+        for path in ["healthz"] * 300 + ["whoami"] * 30 + ["no-such-page"]:
+            # /whoami reads the (new, empty) session: still nothing to save
+            async with http.get(url / path) as resp:
+                assert resp.status == (404 if path == "no-such-page" else 200)
+                set_cookies += len(resp.headers.getall("Set-Cookie", []))
+    assert (set_cookies, session_count(await redis_client.keys("*"))) == (0, 0)
+
+
+async def test_a_session_the_app_writes_carries_an_id_before_any_socket(
+    kind: str, devices: Devices, redis_client: Any
+) -> None:
+    app, browsers = await devices()
+    registry = app[REGISTRY_KEY]
+    browser = await browsers()
+    async with browser.client.get("/form") as resp:  # the app writes a CSRF token
+        assert resp.status == 200
+    cookie = browser.cookie()
+    assert cookie is not None
+    if redis_client is not None:
+        record = json.loads(await redis_client.get(f"{COOKIE}_{cookie}"))
+        assert registry.session_key in record["session"]
+    ws, seen = await browser.ws()
+    assert seen is None
+    assert browser.cookie() == cookie  # the socket needed no new cookie
+    assert len(registry) == 1
+    await browser.login("alice")
+    await expect_closed(ws)
+
+
+# -- 4. remember/forget given a websocket ---------------------------------------------------
+
+
+async def ask(ws: aiohttp.ClientWebSocketResponse, text: str) -> aiohttp.WSMessage:
+    """Send `text` on /ws-auth; return the answer (a TEXT "ok"/"error: ...", or the CLOSE)."""
+    await ws.send_str(text)
+    return await ws.receive(timeout=5)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["redis"])
+@pytest.mark.parametrize("style", STYLES)
+async def test_forget_over_a_websocket_logs_out_for_real_with_a_server_side_storage(
+    style: str, devices: Devices, redis_client: Any
+) -> None:
+    _app, browsers = await devices(style=style)
+    browser = await browsers()
+    await login_with_pre_login_session(browser)
+    logged_in = browser.cookie()
+    assert logged_in is not None
+    other_ws, seen = await browser.ws()
+    assert seen == "alice"
+    auth_ws = await browser.client.ws_connect("/ws-auth")
+
+    msg = await ask(auth_ws, "logout")
+    if msg.type is WSMsgType.TEXT:
+        assert msg.data == "ok"
+        msg = await auth_ws.receive(timeout=5)
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001), msg
+    await expect_closed(other_ws)
+    assert browser.cookie() == logged_in  # no cookie could change...
+    assert await browser.whoami() is None  # ...and yet the browser is logged out
+    assert await replay_user(browser, logged_in) is None
+    again, seen = await browser.ws()  # a reconnect is served (anonymous), not refused
+    assert seen is None
+    await expect_open(again)
+
+
+@pytest.mark.parametrize(
+    ("kind", "policy"),
+    [
+        ("cookie", "session"),
+        ("cookie", "cookies"),
+        pytest.param("redis", "cookies", marks=pytest.mark.redis),
+        pytest.param("redis", "jwt", marks=pytest.mark.redis),
+    ],
+)
+@pytest.mark.parametrize("style", STYLES)
+async def test_forget_over_a_websocket_raises_before_anything_changes_where_it_cannot(
+    kind: str, policy: str, style: str, devices: Devices
+) -> None:
+    app, browsers = await devices(policy=policy, style=style)
+    registry = app[REGISTRY_KEY]
+    browser = await browsers()
+    await login_with_pre_login_session(browser)
+    other_ws, seen = await browser.ws()
+    assert seen == "alice"
+    auth_ws = await browser.client.ws_connect("/ws-auth", headers=browser.headers)
+    revoked = registry.stats()["revoked"]
+
+    msg = await ask(auth_ws, "logout")
+    assert msg.type is WSMsgType.TEXT and msg.data.startswith("error: RuntimeError"), msg
+    assert "HTTP" in msg.data and "Nothing was changed" in msg.data
+    await expect_open(auth_ws)
+    await expect_open(other_ws)
+    assert registry.stats()["revoked"] == revoked
+    assert await browser.whoami() == "alice"
+    again, seen = await browser.ws()
+    assert seen == "alice"
+    await expect_open(again)
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_remember_over_a_websocket_with_rotation_raises_before_anything_changes(
+    kind: str, style: str, devices: Devices
+) -> None:
+    _app, browsers = await devices(style=style)
+    browser = await browsers()
+    async with browser.client.get("/form") as resp:
+        assert resp.status == 200
+    anon_ws, seen = await browser.ws()
+    assert seen is None
+    auth_ws = await browser.client.ws_connect("/ws-auth")
+
+    msg = await ask(auth_ws, "login:alice")
+    assert msg.type is WSMsgType.TEXT and msg.data.startswith("error: RuntimeError"), msg
+    assert "Nothing was changed" in msg.data
+    await expect_open(auth_ws)
+    await expect_open(anon_ws)
+    assert await browser.whoami() is None
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["redis"])
+@pytest.mark.parametrize("style", ["wrapped", "dropin"])
+async def test_remember_over_a_websocket_without_rotation_logs_in_for_real(
+    style: str, devices: Devices, redis_client: Any
+) -> None:
+    _app, browsers = await devices(style=style, rotate_session=False)
+    browser = await browsers()
+    async with browser.client.get("/form") as resp:
+        assert resp.status == 200
+    cookie = browser.cookie()
+    anon_ws, seen = await browser.ws()
+    auth_ws = await browser.client.ws_connect("/ws-auth")
+
+    msg = await ask(auth_ws, "login:alice")
+    if msg.type is WSMsgType.TEXT:
+        assert msg.data == "ok"
+        msg = await auth_ws.receive(timeout=5)
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001), msg
+    await expect_closed(anon_ws)
+    assert browser.cookie() == cookie
+    assert await browser.whoami() == "alice"
+    alice_ws, seen = await browser.ws()
+    assert seen == "alice"
+    await expect_open(alice_ws)
+
+
+async def test_forget_on_a_response_already_sent_logs_out_for_real_or_raises(
+    kind: str, devices: Devices
+) -> None:
+    """The same rule for a stream whose headers are sent (e.g. server-sent events)."""
+    _app, browsers = await devices()
+    browser = await browsers()
+    await login_with_pre_login_session(browser)
+    user_ws, _ = await browser.ws()
+    async with browser.client.post("/stream-logout") as resp:
+        answer = await resp.text()
+    if kind == "redis":
+        assert answer == "ok"
+        await expect_closed(user_ws)
+        assert await browser.whoami() is None
+    else:
+        assert answer.startswith("error: RuntimeError: forget() cannot run on a StreamResponse")
+        await expect_open(user_ws)
+        assert await browser.whoami() == "alice"
+
+
+@pytest.mark.parametrize("kind", ["cookie"])
+async def test_the_error_names_what_to_do(devices: Devices) -> None:
+    """The message of the refusal, as a user reads it."""
+    _app, browsers = await devices()
+    browser = await browsers()
+    await browser.login("alice")
+    auth_ws = await browser.client.ws_connect("/ws-auth")
+    msg = await ask(auth_ws, "logout")
+    assert msg.type is WSMsgType.TEXT, msg
+    assert "forget() cannot run on a WebSocketResponse" in msg.data
+    assert "RedisStorage" in msg.data and "POST" in msg.data
