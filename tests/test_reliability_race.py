@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from yarl import URL
 
 from aiohttp_session_ws import SessionWSRegistry
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
+from tests.support.busy_browser import busy_nodes, busy_round
 from tests.support.cluster import FAST, eventually
 from tests.support.security_nodes import Served, redis_nodes, running
 from tests.support.sizes import size
@@ -211,3 +213,54 @@ async def test_a_close_while_the_revocation_answer_is_in_flight_still_closes(
         registry.gate.set()
         await node.runner.cleanup()
         await client.aclose()
+
+
+# -- a busy browser: one device, many tabs, stale requests and in-flight writes ---------
+
+BUSY_ROUNDS = size(3, 200)
+BUSY_TOPOLOGIES = [
+    pytest.param("cookie", 1, id="cookie-one-node"),
+    pytest.param("redis", 1, id="redis-one-node", marks=pytest.mark.redis),
+    pytest.param("cookie", 2, id="cookie-two-redis-nodes", marks=pytest.mark.redis),
+    pytest.param("redis", 2, id="redis-two-redis-nodes", marks=pytest.mark.redis),
+]
+
+
+@pytest.mark.timeout(size(120, 3600))
+@pytest.mark.parametrize(("storage", "nodes"), BUSY_TOPOLOGIES)
+async def test_busy_browser_login_then_logout_leaves_no_survivors(
+    storage: str, nodes: int, request: pytest.FixtureRequest
+) -> None:
+    """Issue #11: 20 tabs reconnecting in tight loops plus 10 churning tabs (sockets,
+    reads, CSRF writes, slow session writes) of one device; log in, replay requests
+    that left before the login, log out with session writes in flight. 0.7 s after
+    the logout no socket serves the user, and afterwards the browser is logged out."""
+    redis_url = request.getfixturevalue("redis_url") if storage == "redis" or nodes > 1 else None
+    redis = Redis.from_url(redis_url) if storage == "redis" and redis_url else None
+    try:
+        async with busy_nodes(storage, nodes, redis_url) as served:
+            results = [await busy_round(served, round_, redis) for round_ in range(BUSY_ROUNDS)]
+            refused = Counter[str]()
+            for node in served:
+                refused.update(node.registry.stats()["refused"])
+    finally:
+        if redis is not None:
+            await redis.aclose()
+    survived = [i for i, result in enumerate(results) if result.survived]
+    print(
+        f"\nbusy browser {storage}/{nodes} node(s): {len(results)} rounds, "
+        f"{sum(r.sockets_opened for r in results)} sockets opened "
+        f"({sum(r.user_sockets_opened for r in results)} as the user), "
+        f"rounds with survivors: {len(survived)}, "
+        f"sockets serving the user 0.7 s after logout: "
+        f"{sum(r.server_survivors for r in results)} server-side / "
+        f"{sum(r.client_survivors for r in results)} client-side, "
+        f"logged in after logout: {sum(r.logged_in_after for r in results)}, "
+        f"records revived: {sum(r.record_revived for r in results)}, refused: {dict(refused)}"
+    )
+    assert [r.stale_set_cookies for r in results] == [[]] * len(results)
+    assert survived == [], [results[i] for i in survived]
+    # Both sides of the race ran: the user's sockets opened and were closed, and
+    # stale reconnects (revoked ids, retired sessions) were refused.
+    assert all(r.user_sockets_opened > 0 for r in results)
+    assert refused["revoked"] + refused["stale_session"] > 0

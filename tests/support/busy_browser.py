@@ -1,0 +1,290 @@
+"""A busy browser logging in and out against one node or two Redis-backed nodes.
+
+One device (one cookie jar) with `RECONNECTING` tabs that keep a socket open and
+reconnect at once whenever it closes, and `CHURNING` tabs that open and drop
+sockets and send XHRs (reads, CSRF writes, slow session writes) in a tight loop.
+A round: load the login form (the pre-login session K0), log in (K1), replay
+requests that left before the login (still carrying K0: HTTP and websocket),
+start session writes that are in flight during the logout, log out (K2), then
+count the survivors 0.7 s after the logout response: sockets still serving the
+user (server side: open and indexed under the user; client side: greeted as the
+user and not closed), and whether the browser, once every request has
+returned, is still logged in (its jar, and with RedisStorage the K1 record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from aiohttp_session.redis_storage import RedisStorage
+from redis.asyncio import Redis
+from yarl import URL
+
+from aiohttp_session_ws import SessionWSRegistry
+from aiohttp_session_ws.redis import RedisSessionWSRegistry
+from aiohttp_session_ws.security import identity_key
+from tests.support.cluster import FAST, serve
+from tests.support.security_app import COOKIE_KEY, make_app
+from tests.support.sessions_app import add_session_routes
+
+COOKIE = "AIOHTTP_SESSION"
+USER = "alice"
+RECONNECTING = 20
+CHURNING = 10
+IN_FLIGHT_WRITERS = 3
+SURVIVOR_DEADLINE = 0.7
+"""Seconds after the logout response by which no socket may serve the user."""
+
+
+class BusyNode:
+    """One node: the security app (one-call setup, the given storage) with the
+    session test routes, on a free port."""
+
+    def __init__(self, registry: SessionWSRegistry, storage: Any, redis: Redis | None) -> None:
+        self.registry = registry
+        self.redis = redis  # closed on stop (the storage's client)
+        policy = "session-redis" if isinstance(storage, RedisStorage) else "session-cookie"
+        app = make_app(policy, "setup", storage, registry=registry)
+        add_session_routes(app, "setup")
+        self.runner = web.AppRunner(app, shutdown_timeout=2.0)
+        self.url = URL()
+
+    async def start(self) -> None:
+        self.url = await serve(self.runner)
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        if isinstance(self.registry, RedisSessionWSRegistry):
+            await self.registry.redis.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    def open_user_sockets(self) -> int:
+        """Server-side sockets still open and indexed under the user."""
+        return sum(1 for ws in self.registry.sockets_for_key(identity_key(USER)) if not ws.closed)
+
+
+@asynccontextmanager
+async def busy_nodes(
+    storage: str, nodes: int, redis_url: str | None
+) -> AsyncIterator[list[BusyNode]]:
+    """Start `nodes` nodes on `storage` ("redis" or "cookie"): one node with the
+    in-memory registry, or several with `RedisSessionWSRegistry` on one channel."""
+    channel = f"asws-{uuid.uuid4().hex[:8]}"
+    started: list[BusyNode] = []
+    try:
+        for name in "AB"[:nodes]:
+            client: Redis | None = None
+            if storage == "redis":
+                assert redis_url is not None
+                client = Redis.from_url(redis_url)
+                session_storage: Any = RedisStorage(client)
+            else:
+                session_storage = EncryptedCookieStorage(COOKIE_KEY)
+            if nodes == 1:
+                registry: SessionWSRegistry = SessionWSRegistry()
+            else:
+                assert redis_url is not None
+                registry = RedisSessionWSRegistry(
+                    Redis.from_url(redis_url), channel=channel, node_id=name, **FAST
+                )
+            node = BusyNode(registry, session_storage, client)
+            started.append(node)
+            await node.start()
+        yield started
+    finally:
+        for node in started:
+            await node.stop()
+
+
+@dataclass
+class RoundResult:
+    sockets_opened: int = 0
+    user_sockets_opened: int = 0
+    server_survivors: int = 0
+    client_survivors: int = 0
+    logged_in_after: bool = False
+    record_revived: bool = False
+    stale_set_cookies: list[str] = field(default_factory=list)
+
+    @property
+    def survived(self) -> bool:
+        return bool(
+            self.server_survivors
+            or self.client_survivors
+            or self.logged_in_after
+            or self.record_revived
+        )
+
+
+class Tab:
+    """The state of one reconnecting tab: its current socket and whom it was greeted as."""
+
+    def __init__(self) -> None:
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.greeted: str | None = None
+
+    def serving_user(self) -> bool:
+        return self.ws is not None and not self.ws.closed and self.greeted == USER
+
+
+class Device:
+    """One browser: a cookie jar shared by every tab, talking to any of `nodes`."""
+
+    def __init__(self, nodes: list[BusyNode], rng: random.Random) -> None:
+        self.nodes = nodes
+        self.rng = rng
+        self.jar = aiohttp.CookieJar(unsafe=True)
+        self.http = aiohttp.ClientSession(
+            cookie_jar=self.jar, connector=aiohttp.TCPConnector(limit=0)
+        )
+        self.result = RoundResult()
+        self.stop = asyncio.Event()
+        self._node_cycle = itertools.cycle(nodes)
+
+    def url(self, path: str, node: BusyNode | None = None) -> URL:
+        return (node or next(self._node_cycle)).url.join(URL(path))
+
+    def cookie(self) -> str | None:
+        morsel = self.jar.filter_cookies(self.nodes[0].url).get(COOKIE)
+        return None if morsel is None else morsel.value
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    # -- requests ------------------------------------------------------------------
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self.http.request(method, self.url(path), **kwargs) as resp:
+            assert resp.status == 200, (path, resp.status, await resp.text())
+            return await resp.json()
+
+    async def connect(self, http: aiohttp.ClientSession | None = None) -> tuple[Any, str | None]:
+        """Open /ws; return the socket and the user it was greeted as (None if refused)."""
+        ws = await (http or self.http).ws_connect(self.url("/ws"))
+        msg = await ws.receive(timeout=10)
+        self.result.sockets_opened += 1
+        if msg.type is not WSMsgType.TEXT:
+            return ws, None  # refused: closed at once
+        greeted: str | None = msg.json()["user"]
+        if greeted == USER:
+            self.result.user_sockets_opened += 1
+        return ws, greeted
+
+    # -- tabs ----------------------------------------------------------------------
+
+    async def reconnecting(self, tab: Tab) -> None:
+        """Keep one socket open; reconnect at once whenever it closes."""
+        while not self.stop.is_set():
+            ws, tab.greeted = await self.connect()
+            tab.ws = ws
+            while not ws.closed and not self.stop.is_set():
+                with suppress(asyncio.TimeoutError):
+                    msg = await ws.receive(timeout=0.05)
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+                        break
+            await ws.close()
+
+    async def churning(self) -> None:
+        """Open and drop sockets, and send XHRs, in a tight loop."""
+        while not self.stop.is_set():
+            action = self.rng.randrange(4)
+            if action == 0:
+                ws, _ = await self.connect()
+                await asyncio.sleep(self.rng.uniform(0, 0.01))
+                await ws.close()
+            elif action == 1:
+                await self.json("GET", "/whoami")
+            elif action == 2:
+                await self.json("GET", "/form")
+            else:
+                await self.json("POST", "/slow-write")
+
+    async def stale(self, pre_login: str) -> None:
+        """Requests that left before the login (they carry K0): whatever cookie their
+        responses set lands in the device's jar, as it does in a browser."""
+        jar = aiohttp.CookieJar(unsafe=True)
+        jar.update_cookies({COOKIE: pre_login}, self.nodes[0].url)
+        trace = aiohttp.TraceConfig()
+
+        async def on_response(session: Any, context: Any, params: Any) -> None:
+            response: aiohttp.ClientResponse = params.response
+            self.result.stale_set_cookies += response.headers.getall("Set-Cookie", [])
+            self.jar.update_cookies(response.cookies, response.url)
+
+        trace.on_request_end.append(on_response)
+        async with aiohttp.ClientSession(cookie_jar=jar, trace_configs=[trace]) as stale:
+            ws, greeted = await self.connect(stale)
+            assert greeted != USER, "a request carrying the pre-login cookie was served as the user"
+            await ws.close()
+            async with stale.get(self.url("/whoami")) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["user"] is None
+            async with stale.post(self.url("/slow-write")) as resp:
+                assert resp.status == 200
+
+
+async def until(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def busy_round(nodes: list[BusyNode], round_: int, redis: Redis | None) -> RoundResult:
+    """One login-then-logout round of a busy browser; see the module docstring."""
+    device = Device(nodes, random.Random(round_))
+    tabs = [Tab() for _ in range(RECONNECTING)]
+    workers: list[asyncio.Task[Any]] = []
+    try:
+        await device.json("GET", "/form")
+        pre_login = device.cookie()
+        assert pre_login is not None
+        workers += [asyncio.ensure_future(device.reconnecting(tab)) for tab in tabs]
+        workers += [asyncio.ensure_future(device.churning()) for _ in range(CHURNING)]
+        await asyncio.sleep(0.05 * (round_ % 3))
+
+        await device.json("POST", "/login", json={"user": USER})
+        logged_in = device.cookie()
+        assert logged_in not in (None, pre_login)
+        stale = [asyncio.ensure_future(device.stale(pre_login)) for _ in range(3)]
+        assert await until(lambda: sum(t.serving_user() for t in tabs) >= RECONNECTING // 2, 15)
+
+        writers = [
+            asyncio.ensure_future(device.json("POST", "/slow-write"))
+            for _ in range(IN_FLIGHT_WRITERS)
+        ]
+        await asyncio.sleep(0.05)
+        await device.json("POST", "/logout")
+        await asyncio.sleep(SURVIVOR_DEADLINE)
+        device.result.server_survivors = sum(node.open_user_sockets() for node in nodes)
+        device.result.client_survivors = sum(tab.serving_user() for tab in tabs)
+
+        device.stop.set()
+        await asyncio.wait_for(asyncio.gather(*workers, *writers, *stale), 30)
+        device.result.logged_in_after = (await device.json("GET", "/whoami"))["user"] is not None
+        if redis is not None and logged_in is not None:
+            raw = await redis.get(f"{COOKIE}_{logged_in}")
+            device.result.record_revived = raw is not None and USER.encode() in raw
+        return device.result
+    finally:
+        device.stop.set()
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for tab in tabs:
+            if tab.ws is not None:
+                await tab.ws.close()
+        await device.close()
