@@ -37,6 +37,10 @@ async def remember(
 
     With a `SessionWSIdentityPolicy` installed the policy does this already
     (with its own `rotate_session`), so this only calls aiohttp_security's.
+    `rotate_session=False` with a server-side storage switches the
+    session-fixation defence off (the pre-login session id stays valid). Given a
+    websocket, it logs in in place or raises `RuntimeError` first (see
+    `SessionWSIdentityPolicy`).
     """
     policy = _unwrapped_policy(request)
     if policy is None:  # wrapped, or not set up (aiohttp_security says so)
@@ -51,7 +55,8 @@ async def forget(
 ) -> None:
     """`aiohttp_security.forget`, also closing the session's websockets after
     `response`, rotating the websocket id and (unless `rotate_session` is False)
-    replacing the session with a fresh one."""
+    replacing the session with a fresh one. Given a websocket, it logs out in
+    place or raises `RuntimeError` first (see `SessionWSIdentityPolicy`)."""
     policy = _unwrapped_policy(request)
     if policy is None:
         await aiohttp_security.forget(request, response)

@@ -36,7 +36,9 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
     the websocket id is rotated. With `rotate_session` (the default) `remember`
     first starts a fresh session (session-fixation defence) and `forget` ends
     with one (so a replayed pre-logout cookie of a server-side storage is
-    anonymous); nothing from the old session is carried over.
+    anonymous); nothing from the old session is carried over. Without rotation,
+    a server-side storage keeps the pre-login session id valid after login: the
+    session-fixation defence is off.
 
     With `generations` (a `UserGenerations` store, e.g. `MemoryGenerations()`),
     `remember` records the user's current generation in the session and
