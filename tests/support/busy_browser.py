@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from aiohttp_session.redis_storage import RedisStorage
 from redis.asyncio import Redis
@@ -32,9 +32,9 @@ from yarl import URL
 
 from aiohttp_session_ws import SessionWSRegistry
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
-from aiohttp_session_ws.security import identity_key
-from tests.support.cluster import FAST, serve
-from tests.support.security_app import COOKIE_KEY, make_app
+from tests.support.cluster import FAST
+from tests.support.security_app import COOKIE_KEY
+from tests.support.security_nodes import Served, running
 from tests.support.sessions_app import add_session_routes
 
 COOKIE = "AIOHTTP_SESSION"
@@ -46,65 +46,44 @@ SURVIVOR_DEADLINE = 0.7
 """Seconds after the logout response by which no socket may serve the user."""
 
 
-class BusyNode:
-    """One node: the security app (one-call setup, the given storage) with the
-    session test routes, on a free port."""
-
-    def __init__(self, registry: SessionWSRegistry, storage: Any, redis: Redis | None) -> None:
-        self.registry = registry
-        self.redis = redis  # closed on stop (the storage's client)
-        policy = "session-redis" if isinstance(storage, RedisStorage) else "session-cookie"
-        app = make_app(policy, "setup", storage, registry=registry)
-        add_session_routes(app, "setup")
-        self.runner = web.AppRunner(app, shutdown_timeout=2.0)
-        self.url = URL()
-
-    async def start(self) -> None:
-        self.url = await serve(self.runner)
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-        if isinstance(self.registry, RedisSessionWSRegistry):
-            await self.registry.redis.aclose()
-        if self.redis is not None:
-            await self.redis.aclose()
-
-    def open_user_sockets(self) -> int:
-        """Server-side sockets still open and indexed under the user."""
-        return sum(1 for ws in self.registry.sockets_for_key(identity_key(USER)) if not ws.closed)
+def busy_node(registry: SessionWSRegistry, storage: str, redis_url: str | None) -> Served:
+    """An unstarted node: the security app on `storage` ("redis": RedisStorage on its
+    own client; "cookie": EncryptedCookieStorage) with the session test routes."""
+    clients: list[Redis] = []
+    if storage == "redis":
+        assert redis_url is not None
+        clients.append(Redis.from_url(redis_url))
+        session_storage: Any = RedisStorage(clients[0])
+    else:
+        session_storage = EncryptedCookieStorage(COOKIE_KEY)
+    node = Served(registry, session_storage, clients)
+    add_session_routes(node.runner.app, "wrapped")
+    return node
 
 
 @asynccontextmanager
 async def busy_nodes(
     storage: str, nodes: int, redis_url: str | None
-) -> AsyncIterator[list[BusyNode]]:
-    """Start `nodes` nodes on `storage` ("redis" or "cookie"): one node with the
-    in-memory registry, or several with `RedisSessionWSRegistry` on one channel."""
-    channel = f"asws-{uuid.uuid4().hex[:8]}"
-    started: list[BusyNode] = []
-    try:
-        for name in "AB"[:nodes]:
-            client: Redis | None = None
-            if storage == "redis":
-                assert redis_url is not None
-                client = Redis.from_url(redis_url)
-                session_storage: Any = RedisStorage(client)
-            else:
-                session_storage = EncryptedCookieStorage(COOKIE_KEY)
-            if nodes == 1:
-                registry: SessionWSRegistry = SessionWSRegistry()
-            else:
-                assert redis_url is not None
-                registry = RedisSessionWSRegistry(
+) -> AsyncIterator[list[Served]]:
+    """Started nodes on `storage`: one with the in-memory registry, or several with
+    `RedisSessionWSRegistry` on one channel."""
+    if nodes == 1:
+        served = [busy_node(SessionWSRegistry(), storage, redis_url)]
+    else:
+        assert redis_url is not None
+        channel = f"asws-{uuid.uuid4().hex[:8]}"
+        served = [
+            busy_node(
+                RedisSessionWSRegistry(
                     Redis.from_url(redis_url), channel=channel, node_id=name, **FAST
-                )
-            node = BusyNode(registry, session_storage, client)
-            started.append(node)
-            await node.start()
+                ),
+                storage,
+                redis_url,
+            )
+            for name in "AB"[:nodes]
+        ]
+    async with running(served) as started:
         yield started
-    finally:
-        for node in started:
-            await node.stop()
 
 
 @dataclass
@@ -141,7 +120,7 @@ class Tab:
 class Device:
     """One browser: a cookie jar shared by every tab, talking to any of `nodes`."""
 
-    def __init__(self, nodes: list[BusyNode], rng: random.Random) -> None:
+    def __init__(self, nodes: list[Served], rng: random.Random) -> None:
         self.nodes = nodes
         self.rng = rng
         self.jar = aiohttp.CookieJar(unsafe=True)
@@ -152,7 +131,7 @@ class Device:
         self.stop = asyncio.Event()
         self._node_cycle = itertools.cycle(nodes)
 
-    def url(self, path: str, node: BusyNode | None = None) -> URL:
+    def url(self, path: str, node: Served | None = None) -> URL:
         return (node or next(self._node_cycle)).url.join(URL(path))
 
     def cookie(self) -> str | None:
@@ -243,7 +222,7 @@ async def until(check: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-async def busy_round(nodes: list[BusyNode], round_: int, redis: Redis | None) -> RoundResult:
+async def busy_round(nodes: list[Served], round_: int, redis: Redis | None) -> RoundResult:
     """One login-then-logout round of a busy browser; see the module docstring."""
     device = Device(nodes, random.Random(round_))
     tabs = [Tab() for _ in range(RECONNECTING)]
@@ -269,7 +248,7 @@ async def busy_round(nodes: list[BusyNode], round_: int, redis: Redis | None) ->
         await asyncio.sleep(0.05)
         await device.json("POST", "/logout")
         await asyncio.sleep(SURVIVOR_DEADLINE)
-        device.result.server_survivors = sum(node.open_user_sockets() for node in nodes)
+        device.result.server_survivors = sum(len(node.open_sockets(set(), USER)) for node in nodes)
         device.result.client_survivors = sum(tab.serving_user() for tab in tabs)
 
         device.stop.set()

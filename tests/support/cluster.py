@@ -15,7 +15,6 @@ from yarl import URL
 
 from aiohttp_session_ws import (
     ensure_session_ws_id,
-    get_session_ws_id,
     new_session_ws_id,
     schedule_close_all_session_ws,
     session_ws,
@@ -54,7 +53,7 @@ async def handle_id(request: web.Request) -> web.Response:
 async def handle_login(request: web.Request) -> web.Response:
     session = await aiohttp_session.get_session(request)
     session["user"] = request.query["user"]
-    return web.json_response({"id": await get_session_ws_id(request)})
+    return web.json_response({"id": await ensure_session_ws_id(request)})
 
 
 async def handle_reset(request: web.Request) -> web.Response:
