@@ -301,6 +301,16 @@ async def ask(ws: aiohttp.ClientWebSocketResponse, text: str) -> aiohttp.WSMessa
     return await ws.receive(timeout=5)
 
 
+async def expect_done_and_closed(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
+    """`text` was carried out: the socket (of the session that changed) is closed with
+    4001, after an "ok" if the handler got to send it first."""
+    msg = await ask(ws, text)
+    if msg.type is WSMsgType.TEXT:
+        assert msg.data == "ok"
+        msg = await ws.receive(timeout=5)
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001), msg
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("kind", ["redis"])
 @pytest.mark.parametrize("style", STYLES)
@@ -316,11 +326,7 @@ async def test_forget_over_a_websocket_logs_out_for_real_with_a_server_side_stor
     assert seen == "alice"
     auth_ws = await browser.client.ws_connect("/ws-auth")
 
-    msg = await ask(auth_ws, "logout")
-    if msg.type is WSMsgType.TEXT:
-        assert msg.data == "ok"
-        msg = await auth_ws.receive(timeout=5)
-    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001), msg
+    await expect_done_and_closed(auth_ws, "logout")
     await expect_closed(other_ws)
     assert browser.cookie() == logged_in  # no cookie could change...
     assert await browser.whoami() is None  # ...and yet the browser is logged out
@@ -398,11 +404,7 @@ async def test_remember_over_a_websocket_without_rotation_logs_in_for_real(
     anon_ws, seen = await browser.ws()
     auth_ws = await browser.client.ws_connect("/ws-auth")
 
-    msg = await ask(auth_ws, "login:alice")
-    if msg.type is WSMsgType.TEXT:
-        assert msg.data == "ok"
-        msg = await auth_ws.receive(timeout=5)
-    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001), msg
+    await expect_done_and_closed(auth_ws, "login:alice")
     await expect_closed(anon_ws)
     assert browser.cookie() == cookie
     assert await browser.whoami() == "alice"
