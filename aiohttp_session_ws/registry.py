@@ -635,13 +635,6 @@ def _is_upgrade(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-def require_session_middleware(request: web.Request) -> None:
-    """Raise a `RuntimeError` saying what to do if aiohttp_session's middleware did
-    not run before (outside) ours."""
-    if request.get(aiohttp_session.STORAGE_KEY) is None:
-        raise RuntimeError(NEEDS_SESSION_MIDDLEWARE)
-
-
 async def _get_session(
     request: web.Request, warnings: RateLimitedLog | None = None
 ) -> aiohttp_session.Session:

@@ -14,6 +14,7 @@ The rules here let the library tell such requests apart and never save for them:
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
 import aiohttp_session
@@ -34,8 +35,13 @@ def has_session_cookie(request: web.Request) -> bool:
 
 def is_unknown(request: web.Request, session: aiohttp_session.Session) -> bool:
     """True if the request's cookie loads as no session: unknown, emptied, expired or
-    undecryptable (aiohttp_session then hands out a new, empty session)."""
-    return session.empty and has_session_cookie(request)
+    undecryptable (aiohttp_session then hands out a new, empty session; one past its
+    `max_age` keeps its identity but none of its data)."""
+    if not session.empty or not has_session_cookie(request):
+        return False
+    if session.new:
+        return True
+    return session.max_age is not None and time.time() - session.created > session.max_age
 
 
 def is_retired(session: aiohttp_session.Session) -> bool:
@@ -77,14 +83,6 @@ async def save_record_now(request: web.Request, session: aiohttp_session.Session
     # The storage sets its cookie on the response it is given: give it one that is
     # never sent.
     await storage.save_session(request, web.Response(), session)
-
-
-async def written_here(request: web.Request, session: aiohttp_session.Session) -> bool:
-    """True if `session`, loaded from storage, differs from what the storage holds
-    now, i.e. the handler wrote into it (aiohttp_session will save it)."""
-    storage: aiohttp_session.AbstractStorage = request[aiohttp_session.STORAGE_KEY]
-    stored = await storage.load_session(request)
-    return dict(stored) != dict(session)
 
 
 async def drop_session(request: web.Request) -> None:
