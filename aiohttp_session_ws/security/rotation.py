@@ -64,8 +64,13 @@ async def session_to_change_in_place(
         )
     else:
         return session
+    given = (
+        "a websocket"
+        if isinstance(response, web.WebSocketResponse)
+        else f"a {type(response).__name__} already sent or streamed"
+    )
     raise RuntimeError(
-        f"{action}() cannot run on a {type(response).__name__}: no cookie can change on a "
+        f"{action}() cannot run on {given}: no cookie can change on a "
         f"websocket or on a response already sent, and {why}. Nothing was changed. Call "
         f"{action}() with the response of an HTTP request (e.g. the socket asks its page to "
         "POST to your logout URL); over a websocket it works only with SessionIdentityPolicy "
