@@ -117,38 +117,38 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             self.__owned = True
             self.__transport = request.transport
             self.__reading = True
-            reader = self.__reader = asyncio.get_running_loop().create_task(self.__read())
-            reader.add_done_callback(self.__forget_reader)
+            self.__reader = asyncio.get_running_loop().create_task(self.__read())
         return writer
-
-    def __forget_reader(self, reader: asyncio.Task[None]) -> None:
-        # A cancelled task keeps its CancelledError, whose traceback holds the
-        # reader's frames and so this socket: dropping the task here spares
-        # the garbage collector a reference cycle per closed socket.
-        self.__reader = None
 
     # -- the reader --------------------------------------------------------
 
     async def __read(self) -> None:
+        # One coroutine (one frame per open socket), hence the nesting.
         receive = super().receive
         try:
-            while True:
-                msg = await receive()
-                self.__deliver(msg, len(msg.data) if msg.type in _DATA else 0)
-                if msg.type in _ENDS:
-                    break
-                if self.__buffered >= READ_AHEAD_BYTES:
-                    await self.__wait_for_room()
-                    if self.closed:  # by aiohttp's heartbeat, while we did not read
+            try:
+                while True:
+                    msg = await receive()
+                    self.__deliver(msg, len(msg.data) if msg.type in _DATA else 0)
+                    if msg.type in _ENDS:
                         break
-        except Exception as exc:  # what aiohttp's receive() would have raised
-            self.__deliver(exc, 0)
+                    if self.__buffered >= READ_AHEAD_BYTES:
+                        await self.__wait_for_room()
+                        if self.closed:  # by aiohttp's heartbeat, while we did not read
+                            break
+            except Exception as exc:  # what aiohttp's receive() would have raised
+                self.__deliver(exc, 0)
+            finally:
+                # Cancelled: by close(), which tells a waiting handler once it
+                # is done, or by stop_reading(), once the handler is.
+                self.__reading = False
+            if self.__heartbeat:
+                await self.__drop_when_stuck(self.__heartbeat)
         finally:
-            # Cancelled: by close(), which tells a waiting handler once it is
-            # done, or by stop_reading(), once the handler is.
-            self.__reading = False
-        if self.__heartbeat:
-            await self.__drop_when_stuck(self.__heartbeat)
+            # A cancelled task keeps its CancelledError, whose traceback holds
+            # this coroutine's frame and so this socket: forgetting the task
+            # spares the garbage collector a reference cycle per closed socket.
+            self.__reader = None
 
     async def __wait_for_room(self) -> None:
         loop = asyncio.get_running_loop()
