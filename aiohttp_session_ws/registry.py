@@ -430,6 +430,18 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             return "key_closed"
         return None
 
+    def _refused_locally(
+        self, session_ws_id: Hashable, keys: tuple[Hashable, ...], mark: CloseMark | None
+    ) -> str | None:
+        """`refuses` from this process's memory alone (for registries that also ask a broker)."""
+        if session_ws_id in self.revoked or any(
+            key_revocation(session_ws_id, key) in self.revoked for key in keys
+        ):
+            return "revoked"
+        if mark is not None and self.close_sequence.closed_since(keys, mark.sequence):
+            return "key_closed"
+        return None
+
     # -- closing -----------------------------------------------------------
 
     async def close_all(

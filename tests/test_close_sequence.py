@@ -8,19 +8,24 @@ Here the key provider is held at a gate while the close runs.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Hashable
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ConstantBackoff
 
-from aiohttp_session_ws import SessionWSRegistry
+from aiohttp_session_ws import SESSION_ENDED_CODE, SessionWSRegistry
 from aiohttp_session_ws.close_sequence import CloseSequence
-from tests.support.cluster import eventually
+from tests.support.cluster import Browser, Node, eventually, expect_close, expect_open
 from tests.support.security_nodes import Served, redis_nodes, running
 from tests.test_core_units import FakeClock
 
 ALICE = ("identity", "alice")
+SLOW_RETRY = Retry(ConstantBackoff(1.0), 3)
 
 
 def test_a_mark_taken_before_a_close_is_closed_since_and_one_after_is_not() -> None:
@@ -116,3 +121,53 @@ async def test_a_key_closed_while_the_handshake_computes_its_keys_refuses_the_so
         assert (await fresh.receive_json(timeout=10)) == {"user": None}
         assert len(registry.sockets_for_key(ALICE)) == 1
         await fresh.close()
+
+
+@pytest.mark.redis
+async def test_a_key_close_missed_while_unsubscribed_is_applied_on_resubscribe(
+    redis_url: str,
+) -> None:
+    """Pub/sub drops what a node misses while its subscription is down; the close's
+    number in Redis does not. On re-subscribing, the node closes its sockets under the
+    key whose handshake began before the close, and only those."""
+    channel = f"asws-keys-{uuid.uuid4().hex[:8]}"
+    fast = Node("A", redis_url, channel)
+    # B's client reconnects a dropped connection after a fixed 1 s (redis-py's own retry).
+    slow = Node("B", redis_url, channel, {"client_name": "node-B", "retry": SLOW_RETRY})
+    nodes = [fast, slow]
+    await asyncio.gather(*(node.start() for node in nodes))
+    admin = Redis.from_url(redis_url, decode_responses=True)
+    laptop, phone, bob = Browser(), Browser(), Browser()
+    try:
+        await laptop.get_json(fast, "/login?user=alice")
+        await bob.get_json(slow, "/login?user=bob")
+        on_fast, on_slow, bobs = await laptop.ws(fast), await laptop.ws(slow), await bob.ws(slow)
+        for ws in (on_fast, on_slow, bobs):
+            await expect_open(ws)
+        resubscribed = slow.registry.stats()["resubscribes"]
+        listeners = [c for c in await admin.client_list(_type="pubsub") if c["name"] == "node-B"]
+        assert len(listeners) == 1
+        await admin.client_kill_filter(_id=listeners[0]["id"])  # B's subscription drops
+        assert await fast.registry.close_all_key(ALICE) == 1  # B cannot hear it
+        await expect_close(on_fast, SESSION_ENDED_CODE)
+
+        # A new login of alice (the phone) connects to B while B is still deaf: B has
+        # not read the close's number yet, so it refuses the socket once (fail closed);
+        # the reconnect is marked after the close and is served.
+        await phone.get_json(slow, "/login?user=alice")
+        await expect_close(await phone.ws(slow), SESSION_ENDED_CODE)
+        phones = await phone.ws(slow)
+        await expect_open(phones)
+        assert slow.registry.stats()["resubscribes"] == resubscribed  # still deaf
+
+        await eventually(lambda: slow.registry.stats()["resubscribes"] > resubscribed)
+        await expect_close(on_slow, SESSION_ENDED_CODE)
+        await expect_open(bobs)
+        await expect_open(phones)
+        assert slow.registry.stats()["refused"]["key_closed"] == 1
+    finally:
+        for browser in (laptop, phone, bob):
+            await browser.close()
+        await admin.aclose()
+        for node in nodes:
+            await node.stop()

@@ -144,7 +144,8 @@ async def test_logout_race_across_three_redis_nodes(three_nodes: list[Served]) -
 
 
 class SlowRevocationAnswer:
-    """A registry whose revocation check answers late, as one over a slow Redis does.
+    """A registry whose registration check (`refuses`: revocations, key closes)
+    answers late, as one over a slow Redis does.
 
     The answer is computed, then held until the test opens `gate`: a close may
     run in between, as it can while a Redis reply is in flight.
@@ -154,8 +155,8 @@ class SlowRevocationAnswer:
         self.gate = asyncio.Event()
         self.checked = asyncio.Event()
 
-    async def is_revoked(self, session_ws_id: Any) -> bool:
-        answer: bool = await super().is_revoked(session_ws_id)  # type: ignore[misc]
+    async def refuses(self, *args: Any, **kwargs: Any) -> str | None:
+        answer: str | None = await super().refuses(*args, **kwargs)  # type: ignore[misc]
         self.checked.set()
         await self.gate.wait()
         return answer

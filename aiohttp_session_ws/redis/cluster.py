@@ -29,11 +29,18 @@ from typing import overload
 
 from aiohttp import web
 
+from ..close_sequence import CloseMark
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
 from ..logs import error_trace
 from ..options import check_seconds
-from ..registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry
+from ..registry import (
+    DEFAULT_SESSION_KEY,
+    RegistryStats,
+    SessionWSRegistry,
+    SocketKeys,
+    key_revocation,
+)
 from . import wire
 from .calls import BoundedCalls
 from .health import Backoff, Health, RateLimitedLog, logger
@@ -45,7 +52,8 @@ from .publisher import Publisher
 from .recovery import Recovery
 from .result import ClusterCloseResult, ClusterPublishError
 from .revocations import SharedRevocations, target_or_none
-from .transport import Delivery, Transport
+from .sequence import ClusterCloseMark, SharedCloseSequence, number, shared_part
+from .transport import CLOSE_COUNTER, Delivery, Transport
 
 RECONCILE_BATCH = 500
 """Session ids checked per broker round trip when reconciling."""
@@ -142,6 +150,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
         self._health = Health(self.node_id)
         self._calls = BoundedCalls(self._health, redis_timeout)
         self.shared = SharedRevocations(transport, self._calls, self.revoked.ttl)
+        self.shared_sequence = SharedCloseSequence(transport, self._calls, self.revoked.ttl)
         self.kinds: dict[str, CloseKind] = {
             kind.scope: kind for kind in (SessionCloses(self), KeyCloses(self))
         }
@@ -189,10 +198,19 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
         self._ignored = 0
         self._resubscribes = 0
 
+    @property
+    def broker_up(self) -> bool:
+        """Whether the broker answered the last call made to it."""
+        return self._health.up
+
     def session_of(self, ws: web.WebSocketResponse) -> Hashable | None:
         """The session id of a socket registered with extra keys (else None)."""
         entry = self._socket_keys.get(ws)
-        return None if entry is None else entry[0]
+        return None if entry is None else entry.session_ws_id
+
+    def keyed_sockets(self) -> list[tuple[web.WebSocketResponse, SocketKeys]]:
+        """Every socket registered with extra keys, with its session id, keys and mark."""
+        return list(self._socket_keys.items())
 
     async def close_sockets(self, sockets: Iterable[web.WebSocketResponse]) -> int:
         """Close `sockets` as ended sessions (code and reason of this registry)."""
@@ -226,6 +244,44 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
     async def share_revocations(self, targets: list[wire.JSONTarget]) -> None:
         """Write revocations to the broker (bounded), or queue them in the outbox."""
         await self._publisher.queue_marks(self.shared.marks(targets))
+
+    def close_mark(self) -> ClusterCloseMark:
+        """This node's close sequence now, and the cluster's as this node last read it."""
+        return ClusterCloseMark(self.close_sequence.current, self.shared_sequence.seen)
+
+    async def refuses(
+        self,
+        session_ws_id: Hashable,
+        keys: Iterable[Hashable] = (),
+        mark: CloseMark | None = None,
+    ) -> str | None:
+        """As in the core, then the broker in one round trip (skipped while it is down):
+        the id and each (id, key) pair revoked anywhere, and each key closed anywhere
+        after `mark` (the close counter is read along, moving this node's view on)."""
+        keys = tuple(keys)
+        refused = self._refused_locally(session_ws_id, keys, mark)
+        if refused is not None or not self._health.up:
+            return refused
+        revocable = [session_ws_id, *(key_revocation(session_ws_id, key) for key in keys)]
+        targets = [(i, t) for i in revocable if (t := target_or_none(i)) is not None]
+        closes = self.shared_sequence.names(keys) if mark is not None else []
+        names = [SharedRevocations.name(t) for _, t in targets] + closes + [CLOSE_COUNTER]
+        try:
+            values = await self._calls(
+                lambda: self.transport.read_marks(names), "checking a revocation"
+            )
+        except Exception:
+            return None  # recorded; this node's memory answered above
+        self.shared_sequence.observe(values[-1])
+        revoked = [i for (i, _), value in zip(targets, values, strict=False) if value is not None]
+        for item in revoked:
+            self.revoked.add(item)
+        if revoked:
+            return "revoked"
+        closed = values[len(targets) : -1]
+        if any(number(value) > shared_part(mark) for value in closed):
+            return "key_closed"
+        return None
 
     async def is_revoked(self, session_ws_id: Hashable) -> bool:
         """Check this node's memory, then the broker (skipped while it is down)."""
@@ -417,6 +473,10 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
                 self.node_id,
                 self.start_timeout,
             )
+        else:
+            # Marks of the first handshakes then come after the closes made so far.
+            with suppress(Exception):  # recorded; the first registration reads it again
+                await self.shared_sequence.refresh()
 
     async def stop(self) -> None:
         """Stop the subscription and heartbeat, leave the cluster, finish pending work."""

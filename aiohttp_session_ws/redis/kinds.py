@@ -17,12 +17,16 @@ registry's publishing, listening, outbox or reconciling.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
+from contextlib import suppress
 from typing import TYPE_CHECKING, ClassVar
+
+from aiohttp import web
 
 from ..registry import key_revocation
 from . import wire
 from .revocations import target_or_none
+from .sequence import shared_part
 from .transport import Mark
 
 if TYPE_CHECKING:
@@ -115,30 +119,81 @@ class KeyCloses(CloseKind):
     sockets it is about to close to the broker, so those sessions are refused
     on any node while they still carry the key (see the core's `close_local_key`).
     Not `replay_safe`: applied again later, it would close the sockets of a user who
-    logged in since. Per-key closes missed during an outage are not reconciled yet.
+    logged in since (a re-sent close is numbered anew). The issuer also has the
+    broker number the close in the shared close sequence (sequence.py): a node
+    that did not hear it refuses sockets whose handshake began before it, and
+    closes them when it reconciles after a recovery.
     """
 
     scope = "key"
 
     def marks(self, target: Hashable) -> list[Mark]:
-        return self.registry.shared.marks(self.pairs(target))
+        registry = self.registry
+        return [*registry.shared.marks(self.pairs(target)), *registry.shared_sequence.marks(target)]
 
     async def close_here(self, target: Hashable) -> int:
-        return await self.registry.close_local_key(target)
+        registry = self.registry
+        if registry.broker_up:
+            # Read the counter first: handshakes starting after the local close are
+            # then marked after the broker's number for it, and not refused for it.
+            with suppress(Exception):  # recorded; the local numbering still applies
+                await registry.shared_sequence.refresh()
+        return await registry.close_local_key(target)
 
     async def apply(self, message: wire.CloseMessage) -> int:
-        registry = self.registry
-        pairs = self.pairs(message.target)
-        if pairs:
-            await registry.share_revocations(pairs)
+        await self.revoke_pairs(self.pairs(message.target))
         return await self.close_here(message.target)
 
-    def pairs(self, key: Hashable) -> list[wire.JSONTarget]:
-        """The (session, key) revocations a close of `key` makes on this node."""
+    async def revoke_pairs(self, pairs: list[wire.JSONTarget]) -> None:
+        """Write (session, key) revocations to the broker, or queue them in the outbox."""
+        if pairs:
+            await self.registry.share_revocations(pairs)
+
+    def pairs(
+        self, key: Hashable, sockets: Iterable[web.WebSocketResponse] | None = None
+    ) -> list[wire.JSONTarget]:
+        """The (session, key) revocations a close of `key` makes on this node
+        (for `sockets`, by default every socket under `key`)."""
         registry = self.registry
         entries = {
             key_revocation(session_ws_id, key)
-            for ws in registry.sockets_for_key(key)
+            for ws in (registry.sockets_for_key(key) if sockets is None else sockets)
             if (session_ws_id := registry.session_of(ws)) is not None
         }
         return [t for t in map(target_or_none, entries) if t is not None]
+
+    async def reconcile(self) -> int:
+        """Close the local sockets under a key closed in the broker after their mark.
+
+        A socket whose handshake began after this node had read the close's
+        number stays open (its keys were computed after the close).
+        """
+        registry = self.registry
+        sockets = registry.keyed_sockets()
+        keys = list(dict.fromkeys(key for _, entry in sockets for key in entry.keys))
+        if not keys:
+            return 0
+        last = await registry.shared_sequence.last_closes(keys, registry.reconcile_batch)
+        missed: dict[Hashable, list[web.WebSocketResponse]] = {}
+        for ws, entry in sockets:
+            for key in entry.keys:
+                if last.get(key, 0) > shared_part(entry.mark):
+                    missed.setdefault(key, []).append(ws)
+        if not missed:
+            return 0
+        for key, stranded in missed.items():
+            registry.note_key_close(key)  # handshakes in flight here are refused too
+            for ws in stranded:
+                session_ws_id = registry.session_of(ws)
+                if session_ws_id is not None:
+                    registry.revoked.add(key_revocation(session_ws_id, key))
+            await self.revoke_pairs(self.pairs(key, stranded))
+        stranded_sockets = {ws for group in missed.values() for ws in group}
+        closed = await registry.close_sockets(stranded_sockets)
+        logger.info(
+            "node %s: reconciled: closed %d socket(s) under %d key(s) closed meanwhile",
+            registry.node_id,
+            closed,
+            len(missed),
+        )
+        return closed

@@ -2,7 +2,8 @@
 
 Redis names, all under `channel`: the channels ``{channel}`` (closes) and
 ``{channel}:ack:<node>`` (answers), marks as strings ``{channel}:<mark name>``
-(``{channel}:revoked:<sha256>``), and members as ``{channel}:node:<node>``
+(``{channel}:revoked:<sha256>``, ``{channel}:keyclose:<sha256>``), the close
+sequence's counter ``{channel}:closeseq``, and members as ``{channel}:node:<node>``
 strings (expiring) listed in the set ``{channel}:nodes``.
 """
 
@@ -13,12 +14,30 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 
-from .transport import Delivery, Event, Mark, Pong, Subscribed
+from .transport import CLOSE_COUNTER, Delivery, Event, Mark, Pong, Subscribed
 
 T = TypeVar("T")
+
+NUMBER_MARKS = """
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local number = redis.call('INCR', KEYS[1])
+if number < floor then
+  number = floor
+  redis.call('SET', KEYS[1], string.format('%.0f', number))
+end
+local value = string.format('%.0f', number)
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], value, 'PX', ARGV[i - 1])
+end
+return value
+"""
+"""Bump the close counter (KEYS[1]) to at least Redis's clock in microseconds, and
+write its new value into the numbered marks KEYS[2..] (expiring after ARGV[i-1] ms)."""
 
 POOL_BUSY_DELAY = 0.002
 """Seconds between attempts to get a connection from an exhausted client pool."""
@@ -52,6 +71,7 @@ class RedisTransport:
         self.redis = redis
         self.channel = channel
         self._slots = asyncio.Semaphore(call_slots(redis))
+        self._number_marks = redis.register_script(NUMBER_MARKS)
 
     def ack_channel(self, node: str) -> str:
         """Where other nodes send `node` their acknowledgements."""
@@ -100,12 +120,24 @@ class RedisTransport:
 
         async def run() -> None:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for mark in marks:
-                    pipe.set(self._key(mark.name), mark.value, px=_ms(mark.ttl))
+                await self._queue_marks(pipe, marks)
                 pipe.publish(self.channel, payload)
                 await pipe.execute()
 
         await self._call(run)
+
+    async def _queue_marks(self, pipe: Pipeline, marks: Sequence[Mark]) -> None:
+        """Queue the writes of `marks`: the numbered ones in one script call, first."""
+        numbered = [mark for mark in marks if mark.numbered]
+        if numbered:
+            await self._number_marks(
+                keys=[self._key(CLOSE_COUNTER), *(self._key(m.name) for m in numbered)],
+                args=[_ms(m.ttl) for m in numbered],
+                client=pipe,
+            )
+        for mark in marks:
+            if not mark.numbered:
+                pipe.set(self._key(mark.name), mark.value, px=_ms(mark.ttl))
 
     async def publish_ack(self, node: str, payload: bytes) -> None:
         await self._call(lambda: self.redis.publish(self.ack_channel(node), payload))
@@ -115,8 +147,7 @@ class RedisTransport:
     async def write_marks(self, marks: Sequence[Mark]) -> None:
         async def run() -> None:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for mark in marks:
-                    pipe.set(self._key(mark.name), mark.value, px=_ms(mark.ttl))
+                await self._queue_marks(pipe, marks)
                 await pipe.execute()
 
         await self._call(run)

@@ -26,6 +26,14 @@ class Mark:
     name: str
     ttl: float
     value: bytes = b"1"
+    numbered: bool = False
+    """If true, `value` is ignored: the mark holds the next number of the shared close
+    sequence (`CLOSE_COUNTER`), bumped once per write or publish that carries
+    numbered marks, atomically with writing them (see `sequence.py`)."""
+
+
+CLOSE_COUNTER = "closeseq"
+"""The mark holding the shared close sequence's last number (never expires)."""
 
 
 @dataclass(frozen=True)
@@ -80,16 +88,23 @@ class Transport(Protocol):
         """A new, unopened subscription for `node` (the close channel and `node`'s acks)."""
 
     async def publish_close(self, payload: bytes, marks: Sequence[Mark]) -> None:
-        """Write `marks`, then publish `payload` to every node, in that order."""
+        """Write `marks` (as `write_marks` does), then publish `payload` to every node."""
 
     async def publish_ack(self, node: str, payload: bytes) -> None:
         """Send `payload` to `node`'s ack channel."""
 
     async def write_marks(self, marks: Sequence[Mark]) -> None:
-        """Write `marks`, each expiring after its own `ttl`."""
+        """Write `marks`, each expiring after its own `ttl`.
+
+        If some are `numbered`, bump `CLOSE_COUNTER` once, to at least the
+        broker's clock in microseconds (so numbers never go back behind those
+        handed out before the broker lost its data), and write its new value
+        into them, atomically.
+        """
 
     async def read_marks(self, names: Sequence[str]) -> list[bytes | None]:
-        """The value of each mark, or None where it is missing or expired (one round trip)."""
+        """The value of each mark (`CLOSE_COUNTER` included), or None where it is
+        missing or expired (one round trip)."""
 
     async def announce(self, node: str, ttl: float) -> None:
         """Record `node` as live for `ttl` seconds."""

@@ -10,13 +10,21 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from aiohttp_session_ws.redis.transport import Delivery, Event, Mark, Pong, Subscribed
+from aiohttp_session_ws.redis.transport import (
+    CLOSE_COUNTER,
+    Delivery,
+    Event,
+    Mark,
+    Pong,
+    Subscribed,
+)
 
 
 class MemoryBroker:
     def __init__(self) -> None:
         self.marks: dict[str, tuple[bytes, float]] = {}
         self.members: dict[str, float] = {}
+        self.counter = 0
         self.queues: dict[str, asyncio.Queue[Event]] = {}
 
     def transport(self) -> MemoryTransport:
@@ -41,8 +49,14 @@ class MemoryTransport:
             queue.put_nowait(Delivery(f"acks:{node}", True, payload))
 
     async def write_marks(self, marks: Sequence[Mark]) -> None:
+        number = b""
+        if any(mark.numbered for mark in marks):  # the close sequence's next number
+            self.broker.counter += 1
+            number = str(self.broker.counter).encode()
+            self.broker.marks[CLOSE_COUNTER] = (number, float("inf"))
         for mark in marks:
-            self.broker.marks[mark.name] = (mark.value, time.monotonic() + mark.ttl)
+            value = number if mark.numbered else mark.value
+            self.broker.marks[mark.name] = (value, time.monotonic() + mark.ttl)
 
     async def read_marks(self, names: Sequence[str]) -> list[bytes | None]:
         now = time.monotonic()
