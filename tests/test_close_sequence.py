@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Sequence
 
 import aiohttp
 import pytest
@@ -20,7 +20,11 @@ from redis.backoff import ConstantBackoff
 
 from aiohttp_session_ws import SESSION_ENDED_CODE, SessionWSRegistry
 from aiohttp_session_ws.close_sequence import CloseSequence
-from tests.support.cluster import Browser, Node, eventually, expect_close, expect_open
+from aiohttp_session_ws.redis.cluster import ClusterSessionWSRegistry
+from aiohttp_session_ws.redis.redis_transport import RedisTransport
+from aiohttp_session_ws.redis.transport import CLOSE_COUNTER, Mark
+from tests.support.cluster import FAST, Browser, Node, eventually, expect_close, expect_open
+from tests.support.memory_transport import MemoryBroker, MemoryTransport
 from tests.support.security_nodes import Served, redis_nodes, running
 from tests.test_core_units import FakeClock
 
@@ -171,3 +175,53 @@ async def test_a_key_close_missed_while_unsubscribed_is_applied_on_resubscribe(
         await admin.aclose()
         for node in nodes:
             await node.stop()
+
+
+class CountingTransport(MemoryTransport):
+    """The in-process transport, counting round trips that read marks."""
+
+    reads = 0
+
+    async def read_marks(self, names: Sequence[str]) -> list[bytes | None]:
+        self.reads += 1
+        return await super().read_marks(names)
+
+
+async def test_the_registration_check_asks_the_broker_once_and_sees_closes_it_did_not_hear() -> (
+    None
+):
+    broker = MemoryBroker()
+    here, there = CountingTransport(broker), CountingTransport(broker)
+    registry = ClusterSessionWSRegistry(here, node_id="B", **FAST)  # not started: hears nothing
+    issuer = ClusterSessionWSRegistry(there, node_id="A", **FAST)
+    before = registry.close_mark()
+    assert await registry.refuses("sid", [ALICE, ("identity", "bob")], before) is None
+    assert here.reads == 1  # revocations, key closes and the counter: one round trip
+    await issuer.close_all_key(ALICE)
+    assert await registry.refuses("sid", [ALICE], before) == "key_closed"
+    assert await registry.refuses("sid", [("identity", "bob")], before) is None
+    # That read moved this node's view on: handshakes starting now are not refused.
+    assert await registry.refuses("sid", [ALICE], registry.close_mark()) is None
+    assert here.reads == 4
+
+
+@pytest.mark.redis
+async def test_redis_numbers_closes_atomically_and_never_goes_back(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    transport = RedisTransport(client, "asws-seq")
+    try:
+        await transport.write_marks([Mark("keyclose:a", 60, numbered=True), Mark("plain", 60)])
+        first, counter, plain = await transport.read_marks(["keyclose:a", CLOSE_COUNTER, "plain"])
+        assert first == counter and plain == b"1"
+        assert first is not None and int(first) > 1_600_000_000 * 10**6  # not behind the clock
+        await transport.publish_close(b"{}", [Mark("keyclose:b", 60, numbered=True)])
+        (second,) = await transport.read_marks(["keyclose:b"])
+        assert second is not None and int(second) > int(first)
+        await client.flushall()  # Redis lost its data (a restart without persistence)
+        await transport.write_marks([Mark("keyclose:c", 60, numbered=True)])
+        (third,) = await transport.read_marks(["keyclose:c"])
+        assert third is not None and int(third) > int(second)
+        assert 0 < await client.pttl("asws-seq:keyclose:c") <= 60_000
+        assert await client.ttl("asws-seq:" + CLOSE_COUNTER) == -1  # the counter never expires
+    finally:
+        await client.aclose()
