@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from aiohttp_session_ws import REGISTRY_KEY
 from aiohttp_session_ws.security import (
+    GenerationStoreError,
     MemoryGenerations,
     RedisGenerations,
     SessionWSIdentityPolicy,
@@ -180,8 +181,9 @@ async def test_redis_generations_fail_loudly_when_redis_does_not_answer() -> Non
     # A port nothing listens on: the call fails within the timeout, it does not hang.
     client = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     generations = RedisGenerations(client, timeout=0.5)
-    with pytest.raises(Exception):  # noqa: B017 - redis-py's ConnectionError or a timeout
-        await asyncio.wait_for(generations.current("alice"), 5)
+    for call in (generations.current, generations.start, generations.bump):
+        with pytest.raises(GenerationStoreError, match=r"did not answer within 0\.5s"):
+            await asyncio.wait_for(call("alice"), 5)
     await client.aclose()
 
 

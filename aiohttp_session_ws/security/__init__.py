@@ -15,7 +15,12 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 
 from ..registry import add_global_key_provider
 from .api import forget, remember, setup
-from .generations import MemoryGenerations, RedisGenerations, UserGenerations
+from .generations import (
+    GenerationStoreError,
+    MemoryGenerations,
+    RedisGenerations,
+    UserGenerations,
+)
 from .identity import (
     close_all_identity_ws,
     identity_key,
@@ -27,6 +32,7 @@ from .policy import SessionWSIdentityPolicy
 add_global_key_provider(identity_keys)
 
 __all__ = [
+    "GenerationStoreError",
     "MemoryGenerations",
     "RedisGenerations",
     "SessionWSIdentityPolicy",

@@ -36,6 +36,11 @@ SESSION_KEY: Final = "aiohttp_session_ws_login"
 """Where a login records [identity, user id, generation] in the aiohttp_session session."""
 
 
+class GenerationStoreError(RuntimeError):
+    """The generation store did not answer: a login, an authenticated request or a
+    "log out everywhere" cannot be checked or done now (nothing was changed)."""
+
+
 @runtime_checkable
 class UserGenerations(Protocol):
     """Where each user's current generation is kept (implement it over your database,
@@ -83,8 +88,9 @@ class RedisGenerations:
 
     One string key per user, `{prefix}<sha256 of the user id>` (key names never
     show user ids), without expiry: deleting one logs that user out everywhere.
-    Every call is bounded by `timeout` seconds and raises on a Redis error, so
-    a login or an authenticated request fails rather than skipping the check.
+    Every call is bounded by `timeout` seconds and raises `GenerationStoreError`
+    when Redis fails or does not answer in time, so a login or an authenticated
+    request fails rather than skipping the check.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class RedisGenerations:
         timeout: float = 1.0,
     ) -> None:
         from redis.asyncio import Redis  # the "redis" extra; not needed for MemoryGenerations
+        from redis.exceptions import RedisError
 
         if not isinstance(redis, Redis):  # type: ignore[redundant-expr,unused-ignore]
             raise TypeError(
@@ -105,6 +112,7 @@ class RedisGenerations:
         self.redis = redis
         self.prefix = prefix
         self.timeout = check_seconds("timeout", timeout)
+        self._failures = (RedisError, OSError, asyncio.TimeoutError)
 
     def key(self, userid: str) -> str:
         """The Redis key holding `userid`'s generation."""
@@ -131,7 +139,14 @@ class RedisGenerations:
         return generation
 
     async def _bounded(self, call: Awaitable[T]) -> T:
-        return await asyncio.wait_for(call, self.timeout)
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except self._failures as exc:
+            raise GenerationStoreError(
+                f"the login generations in Redis did not answer within {self.timeout}s "
+                f"({type(exc).__name__}); logins, authenticated requests and 'log out "
+                "everywhere' need them: retry once Redis answers"
+            ) from exc
 
 
 def _text(value: object) -> str | None:
