@@ -73,6 +73,8 @@ class RegistryStats(TypedDict):
     sessions: int
     keys: int
     revoked: int
+    key_closes: int
+    """Keys whose last close is remembered (the close sequence's memory)."""
     deadlines: int
     pending_closes: int
     closed: dict[str, int]
@@ -611,6 +613,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             sessions=len(self._sessions),
             keys=len(self._keys),
             revoked=len(self.revoked),
+            key_closes=len(self.close_sequence),
             deadlines=len(self._expiry),
             pending_closes=len(self._tasks),
             closed=dict(self._closed),
