@@ -21,6 +21,7 @@ from redis.backoff import ConstantBackoff
 from aiohttp_session_ws import SESSION_ENDED_CODE, SessionWSRegistry
 from aiohttp_session_ws.close_sequence import CloseSequence
 from aiohttp_session_ws.redis.cluster import ClusterSessionWSRegistry
+from aiohttp_session_ws.redis.outbox import Outbox
 from aiohttp_session_ws.redis.redis_transport import RedisTransport
 from aiohttp_session_ws.redis.transport import CLOSE_COUNTER, Mark
 from tests.support.cluster import FAST, Browser, Node, eventually, expect_close, expect_open
@@ -225,3 +226,14 @@ async def test_redis_numbers_closes_atomically_and_never_goes_back(redis_url: st
         assert await client.ttl("asws-seq:" + CLOSE_COUNTER) == -1  # the counter never expires
     finally:
         await client.aclose()
+
+
+def test_a_key_close_queued_in_the_outbox_is_numbered_when_it_is_sent() -> None:
+    """A per-key close issued during an outage waits in the outbox with its marks; the
+    one holding the close's number must still ask Redis for a number when re-sent."""
+    clock = FakeClock()
+    outbox = Outbox(10, replay_window=5.0, clock=clock)
+    outbox.add("key", ["identity", "alice"], [Mark("keyclose:x", 60.0, numbered=True)])
+    clock.now = 10.0
+    (entry,) = outbox.due(healthy_at=clock.now)
+    assert entry.live_marks(clock.now) == [Mark("keyclose:x", 50.0, numbered=True)]

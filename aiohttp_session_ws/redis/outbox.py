@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..options import check_count
 from . import wire
@@ -27,8 +27,8 @@ class Entry:
 
     scope: wire.Scope | None
     target: wire.JSONTarget | None
-    marks: tuple[tuple[str, bytes, float], ...]
-    """(name, value, expiry on this node's monotonic clock)."""
+    marks: tuple[tuple[Mark, float], ...]
+    """Each mark with its expiry on this node's monotonic clock."""
     at: float
     """Issued at (wall clock, seconds since the epoch), carried by the message."""
     sent_at: float | None = None
@@ -36,10 +36,10 @@ class Entry:
 
     def live_marks(self, now: float) -> list[Mark]:
         """The marks with what is left of their TTL."""
-        return [Mark(name, end - now, value) for name, value, end in self.marks if end > now]
+        return [replace(mark, ttl=end - now) for mark, end in self.marks if end > now]
 
     def expired(self, now: float) -> bool:
-        return bool(self.marks) and all(expiry <= now for _, _, expiry in self.marks)
+        return bool(self.marks) and all(expiry <= now for _, expiry in self.marks)
 
 
 class Outbox:
@@ -71,7 +71,7 @@ class Outbox:
         entry = Entry(
             scope,
             target,
-            tuple((m.name, m.value, now + m.ttl) for m in marks),
+            tuple((m, now + m.ttl) for m in marks),
             time.time(),
             now if sent else None,
         )
