@@ -241,3 +241,71 @@ async def test_a_worker_that_never_started_its_registry_gets_the_answers(
     finally:
         await x.close()
         await client.aclose()
+
+
+# -- per-user ("log out everywhere") closes: the same faults, the same recovery --------
+
+ALICE = ("identity", "alice")
+
+
+async def logged_in(node: Node, user: str) -> Browser:
+    browser = Browser()
+    await browser.get_json(node, f"/login?user={user}")
+    return browser
+
+
+async def test_a_key_close_reaches_a_silently_deaf_node_after_it_notices(
+    redis_url: str, proxy: SilentProxy, channel: str, nodes: list[Node]
+) -> None:
+    """B's connections to Redis go silent and A closes a user everywhere: B notices
+    within the bound and closes the user's socket from the close's number in Redis;
+    bob's socket, and a socket of the user's new login after the close, stay open."""
+    a = await start(nodes, "A", redis_url, channel)
+    b = await start(nodes, "B", proxy.url, channel)
+    laptop, bob = await logged_in(a, "alice"), await logged_in(b, "bob")
+    phone: Browser | None = None
+    try:
+        on_b, bobs = await laptop.ws(b), await bob.ws(b)
+        await expect_open(on_b)
+        await expect_open(bobs)
+        assert proxy.silence() >= 1
+        await a.registry.close_all_key(ALICE)
+        await expect_close(on_b, SESSION_ENDED_CODE, timeout=DEAF_BOUND + RECOVERY_BOUND + MARGIN)
+        assert b.registry.stats()["liveness_failures"] >= 1
+        await expect_open(bobs)
+        phone = await logged_in(a, "alice")
+        phones = await phone.ws(b)
+        await expect_open(phones)
+        await asyncio.sleep(DEAF_BOUND)  # B's next checks keep it
+        await expect_open(phones)
+    finally:
+        for browser in (laptop, bob, phone):
+            if browser is not None:
+                await browser.close()
+
+
+async def test_a_key_close_during_an_outage_reaches_the_other_node_after_recovery(
+    redis_url: str, redis_server: RedisServer, channel: str, nodes: list[Node]
+) -> None:
+    """Redis is killed as A closes a user everywhere, and back (empty) 1.5 s later: A's
+    queued close reaches B, which closes the user's socket and leaves bob's open."""
+    a = await start(nodes, "A", redis_url, channel)
+    b = await start(nodes, "B", redis_url, channel)
+    alice, bob = await logged_in(a, "alice"), await logged_in(b, "bob")
+    try:
+        on_a, on_b, bobs = await alice.ws(a), await alice.ws(b), await bob.ws(b)
+        for ws in (on_a, on_b, bobs):
+            await expect_open(ws)
+        redis_server.kill()
+        with pytest.raises(ClusterPublishError) as failed:
+            await a.registry.close_all_key(ALICE)
+        assert failed.value.queued and failed.value.local_closed == 1
+        await expect_close(on_a, SESSION_ENDED_CODE)
+        await asyncio.sleep(1.5)
+        await expect_open(on_b)
+        redis_server.start()
+        await expect_close(on_b, SESSION_ENDED_CODE, timeout=RECOVERY_BOUND + MARGIN)
+        await expect_open(bobs)
+    finally:
+        await alice.close()
+        await bob.close()
