@@ -30,7 +30,7 @@ from tests.support.security_nodes import Served, redis_nodes, running
 from tests.test_core_units import FakeClock
 
 ALICE = ("identity", "alice")
-SLOW_RETRY = Retry(ConstantBackoff(1.0), 3)
+SLOW_RETRY = Retry(ConstantBackoff(2.0), 3)
 
 
 def test_a_mark_taken_before_a_close_is_closed_since_and_one_after_is_not() -> None:
@@ -137,7 +137,7 @@ async def test_a_key_close_missed_while_unsubscribed_is_applied_on_resubscribe(
     key whose handshake began before the close, and only those."""
     channel = f"asws-keys-{uuid.uuid4().hex[:8]}"
     fast = Node("A", redis_url, channel)
-    # B's client reconnects a dropped connection after a fixed 1 s (redis-py's own retry).
+    # B's client reconnects a dropped connection after a fixed 2 s (redis-py's own retry).
     slow = Node("B", redis_url, channel, {"client_name": "node-B", "retry": SLOW_RETRY})
     nodes = [fast, slow]
     await asyncio.gather(*(node.start() for node in nodes))
