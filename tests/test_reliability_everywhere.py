@@ -297,6 +297,7 @@ TOPOLOGIES = [
 ]
 
 
+@pytest.mark.timeout(size(120, 900))  # about 2 minutes per topology at full size
 @pytest.mark.parametrize("nodes", TOPOLOGIES, indirect=True)
 async def test_log_out_everywhere_against_reconnecting_devices_with_a_slow_lookup(
     nodes: list[Served],
