@@ -25,10 +25,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio.sentinel import Sentinel
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
 from tests.conftest import require
+from tests.support import faults
 from tests.support.cluster import (
     DEAF_BOUND,
     RECOVERY_BOUND,
@@ -39,7 +39,7 @@ from tests.support.cluster import (
 )
 from tests.support.proxy import SilentProxy
 from tests.support.redis_server import RedisServer
-from tests.support.sentinel import SERVICE, SentinelSet
+from tests.support.sentinel import SentinelClients, SentinelSet
 from tests.support.sizes import size
 
 pytestmark = [pytest.mark.redis, pytest.mark.heavy]
@@ -47,13 +47,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.heavy]
 ROUNDS = size(2, 50)
 SESSIONS = size(4, 10)
 """Sessions per round, each with one socket on each of the three nodes; half log out."""
-OUTAGE = 1.5
-"""Seconds Redis stays hung or dead in the stall and kill rounds."""
 MARGIN = 2.0
-
-
-Fault = Callable[[Callable[[], Awaitable[None]]], Awaitable[float]]
-"""Breaks Redis, runs the logouts it is given, repairs Redis; returns when (monotonic)."""
 
 
 class Harness:
@@ -90,7 +84,7 @@ class Harness:
             if not ws.closed
         )
 
-    async def round(self, fault: Fault) -> None:
+    async def round(self, fault: faults.Fault) -> None:
         """One round: sessions open sockets everywhere; `fault(logouts)` breaks Redis,
         runs the logouts while it is broken, repairs it and returns when it did."""
         browsers = [Browser() for _ in range(SESSIONS)]
@@ -167,23 +161,21 @@ async def test_chaos_silent_link(harness: Harness, redis_server: RedisServer) ->
     await harness.start([redis_server.url, redis_server.url, proxy.url])
     c = harness.nodes[2]
 
-    silenced_links = 0
+    silenced = faults.silence(proxy)
+    rounds_done = 0
 
-    async def silence(logouts: Callable[[], Awaitable[None]]) -> float:
-        nonlocal silenced_links
+    async def silence(logouts: faults.Logouts) -> float:
+        nonlocal rounds_done
         # The previous round's silent subscription was found deaf and re-made.
         await _until(
             lambda: (
-                c.registry.stats()["liveness_failures"] >= silenced_links
+                c.registry.stats()["liveness_failures"] >= rounds_done
                 and c.registry.stats()["subscribed"]
             ),
             "C to notice the last silence and subscribe again",
         )
-        silenced = time.monotonic()
-        assert proxy.silence() >= 1
-        silenced_links += 1
-        await logouts()
-        return silenced
+        rounds_done += 1
+        return await silenced(logouts)
 
     for _ in range(ROUNDS):
         await harness.round(silence)
@@ -198,18 +190,8 @@ async def test_chaos_stall(harness: Harness, redis_server: RedisServer) -> None:
     """Redis hangs (SIGSTOP) for 1.5 s while the logouts run."""
     await harness.start([redis_server.url] * 3)
 
-    async def stall(logouts: Callable[[], Awaitable[None]]) -> float:
-        redis_server.pause()
-        try:
-            began = time.monotonic()
-            await logouts()
-            await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - began)))
-        finally:
-            redis_server.resume()
-        return time.monotonic()
-
     for _ in range(ROUNDS):
-        await harness.round(stall)
+        await harness.round(faults.stall(redis_server))
     harness.report()
 
 
@@ -218,16 +200,8 @@ async def test_chaos_kill(harness: Harness, redis_server: RedisServer) -> None:
     """Redis is killed (SIGKILL) at the logouts and back, empty, 1.5 s later."""
     await harness.start([redis_server.url] * 3)
 
-    async def kill(logouts: Callable[[], Awaitable[None]]) -> float:
-        redis_server.kill()
-        began = time.monotonic()
-        await logouts()
-        await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - began)))
-        await asyncio.to_thread(redis_server.start)
-        return time.monotonic()
-
     for _ in range(ROUNDS):
-        await harness.round(kill)
+        await harness.round(faults.kill(redis_server))
     harness.report()
 
 
@@ -238,33 +212,15 @@ async def test_chaos_failover(harness: Harness) -> None:
     require(shutil.which("redis-server") is not None, "redis-server")
     sentinels = SentinelSet()
     await asyncio.to_thread(sentinels.start)
-    managers = [Sentinel(sentinels.addresses, socket_timeout=1.0) for _ in range(3)]
+    clients = SentinelClients(sentinels)
 
     async def cleanup() -> None:
-        for manager in managers:
-            for client in manager.sentinels:
-                await client.aclose()
+        await clients.aclose()
         await asyncio.to_thread(sentinels.stop)
 
-    rejoining: list[asyncio.Future[None]] = []
-
-    async def rejoined() -> None:
-        while rejoining:
-            await rejoining.pop()
-
-    harness.extra += [rejoined, cleanup]
-    clients = [m.master_for(SERVICE, socket_connect_timeout=0.5) for m in managers]
-    await harness.start(["", "", ""], clients)
-
-    async def failover(logouts: Callable[[], Awaitable[None]]) -> float:
-        await rejoined()  # the previous round's old master is a replica again
-        old = await asyncio.to_thread(sentinels.kill_master)
-        await logouts()
-        await asyncio.to_thread(sentinels.wait_failover, old.port)
-        promoted = time.monotonic()
-        rejoining.append(asyncio.ensure_future(asyncio.to_thread(sentinels.rejoin, old)))
-        return promoted
-
+    failover = faults.Failover(sentinels)
+    harness.extra += [failover.settled, cleanup]
+    await harness.start(["", "", ""], [clients.master() for _ in range(3)])
     for _ in range(ROUNDS):
         await harness.round(failover)
     harness.report()

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio.sentinel import Sentinel
 
 from aiohttp_session_ws import SESSION_ENDED_CODE
 from tests.conftest import require
@@ -27,7 +26,7 @@ from tests.support.cluster import (
     expect_close,
     expect_open,
 )
-from tests.support.sentinel import SERVICE, SentinelSet
+from tests.support.sentinel import SentinelClients, SentinelSet
 
 pytestmark = pytest.mark.redis
 
@@ -40,16 +39,12 @@ class SentinelNodes:
     """Nodes whose Redis clients come from `Sentinel.master_for` (one Sentinel each)."""
 
     def __init__(self, sentinels: SentinelSet) -> None:
-        self.sentinels = sentinels
+        self.clients = SentinelClients(sentinels)
         self.channel = f"asws-ha-{uuid.uuid4().hex[:8]}"
         self.nodes: list[Node] = []
-        self.managers: list[Sentinel] = []
 
     async def start(self, name: str) -> Node:
-        manager = Sentinel(self.sentinels.addresses, socket_timeout=1.0)
-        self.managers.append(manager)
-        client = manager.master_for(SERVICE, socket_connect_timeout=0.5)
-        node = Node(name, "", self.channel, client=client)
+        node = Node(name, "", self.channel, client=self.clients.master())
         await node.start()
         self.nodes.append(node)
         return node
@@ -57,9 +52,7 @@ class SentinelNodes:
     async def stop(self) -> None:
         for node in reversed(self.nodes):
             await node.stop()
-        for manager in self.managers:
-            for client in manager.sentinels:
-                await client.aclose()
+        await self.clients.aclose()
 
 
 @pytest.fixture

@@ -30,8 +30,6 @@ from ..report import Result, Target, fmt
 from ..runner import Mode, Progress, median, percentile
 
 NAME = "recovery"
-OUTAGE = 1.5
-"""Seconds Redis stays hung or dead in the stall and kill rounds."""
 PING_INTERVAL, REDIS_TIMEOUT, RECONNECT_CAP, CLOSE_TIMEOUT = 1.0, 1.0, 2.0, 2.0
 """The registry's defaults, which the nodes run with."""
 DEAF_BOUND = PING_INTERVAL + REDIS_TIMEOUT
@@ -39,7 +37,8 @@ RECOVERY_BOUND = RECONNECT_CAP + 3 * REDIS_TIMEOUT + CLOSE_TIMEOUT
 FAULTS = ["silence", "stall", "kill", "failover"]
 
 Fault = Callable[[Callable[[], Awaitable[None]]], Awaitable[float]]
-"""Breaks Redis, runs the logouts, repairs Redis; returns when (perf_counter)."""
+"""Breaks Redis, runs the logouts, repairs Redis; returns when (perf_counter): see
+tests/support/faults.py."""
 
 
 class Cluster:
@@ -125,6 +124,7 @@ async def _detection(http: Any, url: URL, before: int, found: list[float]) -> No
 async def run_fault(name: str, mode: Mode, progress: Progress) -> list[dict[str, Any]]:
     # The test suite's helpers (private redis-server, proxy, Sentinel): importable
     # from the repository root only.
+    from tests.support import faults
     from tests.support.proxy import SilentProxy
     from tests.support.redis_server import RedisServer
     from tests.support.sentinel import SERVICE, SentinelSet
@@ -141,16 +141,9 @@ async def run_fault(name: str, mode: Mode, progress: Progress) -> list[dict[str,
             stack.push_async_callback(asyncio.to_thread, sentinels.stop)
             addresses = ",".join(f"{h}:{p}" for h, p in sentinels.addresses)
             await cluster.start(lambda _: ["--sentinel", addresses, "--service", SERVICE])
-
-            async def fault(logouts: Callable[[], Awaitable[None]]) -> float:
-                old = await asyncio.to_thread(sentinels.kill_master)
-                await logouts()
-                await asyncio.to_thread(sentinels.wait_failover, old.port)
-                promoted = time.perf_counter()
-                rejoin.append(old)
-                return promoted
-
-            rejoin: list[Any] = []
+            failover = faults.Failover(sentinels, clock=time.perf_counter)
+            stack.push_async_callback(failover.settled)
+            fault = failover
         else:
             redis = RedisServer()
             await asyncio.to_thread(redis.start)
@@ -161,49 +154,16 @@ async def run_fault(name: str, mode: Mode, progress: Progress) -> list[dict[str,
             await cluster.start(
                 lambda node: ["--redis-url", proxy.url if node == "B" else redis.url]
             )
-            fault = {"silence": _silence(proxy), "stall": _stall(redis), "kill": _kill(redis)}[name]
+            make = {
+                "silence": partial(faults.silence, proxy),
+                "stall": partial(faults.stall, redis),
+                "kill": partial(faults.kill, redis),
+            }
+            fault = make[name](clock=time.perf_counter)
         for index in range(rounds):
             progress.update(f"{name} round {index + 1}/{rounds}")
             results.append(await one_round(cluster, sessions, fault, watch_b=name == "silence"))
-            if name == "failover":
-                await asyncio.to_thread(sentinels.rejoin, rejoin.pop())
     return results
-
-
-def _silence(proxy: Any) -> Fault:
-    async def fault(logouts: Callable[[], Awaitable[None]]) -> float:
-        silenced = time.perf_counter()
-        proxy.silence()
-        await logouts()
-        return silenced
-
-    return fault
-
-
-def _stall(redis: Any) -> Fault:
-    async def fault(logouts: Callable[[], Awaitable[None]]) -> float:
-        redis.pause()
-        try:
-            began = time.perf_counter()
-            await logouts()
-            await asyncio.sleep(max(0.0, OUTAGE - (time.perf_counter() - began)))
-        finally:
-            redis.resume()
-        return time.perf_counter()
-
-    return fault
-
-
-def _kill(redis: Any) -> Fault:
-    async def fault(logouts: Callable[[], Awaitable[None]]) -> float:
-        redis.kill()
-        began = time.perf_counter()
-        await logouts()
-        await asyncio.sleep(max(0.0, OUTAGE - (time.perf_counter() - began)))
-        await asyncio.to_thread(redis.start)
-        return time.perf_counter()
-
-    return fault
 
 
 async def run(mode: Mode, progress: Progress) -> Result:

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
 
 from tests.support.redis_server import RedisServer, free_port
 
@@ -151,3 +153,24 @@ class SentinelSet:
         for server in self.servers:
             server.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelClients:
+    """Clients from `Sentinel(...).master_for`, one Sentinel each, as nodes would have.
+
+    Each client is its owner's to close; `aclose` closes the Sentinels' own clients.
+    """
+
+    def __init__(self, sentinels: SentinelSet) -> None:
+        self.addresses = sentinels.addresses
+        self.managers: list[Sentinel] = []
+
+    def master(self) -> Redis:
+        manager = Sentinel(self.addresses, socket_timeout=1.0)
+        self.managers.append(manager)
+        return manager.master_for(SERVICE, socket_connect_timeout=0.5)
+
+    async def aclose(self) -> None:
+        for manager in self.managers:
+            for client in manager.sentinels:
+                await client.aclose()
