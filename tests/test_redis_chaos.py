@@ -60,6 +60,8 @@ class Harness:
         self.extra: list[Callable[[], Awaitable[None]]] = []
         self.recovery_times: list[float] = []
         self.sockets = 0
+        self.stranded = 0
+        """Sockets under the sessions that log out during a fault."""
         self.survivors = 0
 
     async def start(self, urls: list[str], clients: list[Any] | None = None) -> None:
@@ -96,6 +98,7 @@ class Harness:
                 sockets.append([await browser.ws(node) for node in self.nodes])
             await asyncio.gather(*(expect_open(ws) for group in sockets for ws in group))
             self.sockets += 3 * SESSIONS
+            self.stranded += 3 * (SESSIONS // 2)
             leaving = set(random.sample(range(SESSIONS), SESSIONS // 2))
             stale = {i: browsers[i].cookie(self.nodes[0]) for i in leaving}
 
@@ -138,7 +141,8 @@ class Harness:
         times = sorted(self.recovery_times)
         print(
             f"\nchaos {self.fault}: {len(times)} rounds, {self.sockets} sockets, "
-            f"{self.survivors} left open; last stranded socket closed after "
+            f"{self.stranded} under closed sessions, {self.survivors} left open; last "
+            f"stranded socket closed after "
             f"median {statistics.median(times):.2f}s, max {times[-1]:.2f}s "
             f"(bound {self.bound:.1f}s, measured from "
             f"{'the link going silent' if self.fault == 'silence' else 'Redis answering again'})"
