@@ -8,6 +8,7 @@ import heapq
 import itertools
 import math
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from numbers import Real
 
@@ -61,19 +62,21 @@ def session_expiry(request: web.Request, session: aiohttp_session.Session) -> fl
 
 
 class Deadlines:
-    """Sockets to close at a deadline: a heap of (loop time, n, socket) and one timer.
+    """Sockets to close at a deadline: a heap of (loop time, n) and one timer.
 
     `tighten(ws, when)` sets or brings forward a socket's deadline (a later one is
     ignored); `discard(ws)` forgets it (its heap entry is dropped lazily, and the
     heap is rebuilt when stale entries outnumber live ones, so memory stays bounded
-    by the sockets that have deadlines). When deadlines pass, `on_due` gets the
-    due sockets in one call.
+    by the sockets that have deadlines). Heap entries hold a number, not the
+    socket: a forgotten socket is not kept alive by its stale entry. When
+    deadlines pass, `on_due` gets the due sockets in one call.
     """
 
     def __init__(self, on_due: Callable[[list[web.WebSocketResponse]], None]) -> None:
         self._on_due = on_due
-        self._when: dict[web.WebSocketResponse, float] = {}
-        self._heap: list[tuple[float, int, web.WebSocketResponse]] = []
+        self._when: dict[web.WebSocketResponse, tuple[float, int]] = {}
+        self._sockets: dict[int, web.WebSocketResponse] = {}  # n -> socket, live entries only
+        self._heap: list[tuple[float, int]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -89,28 +92,35 @@ class Deadlines:
         loop = asyncio.get_running_loop()
         when = loop.time() + (expires_at - time.time())
         current = self._when.get(ws)
-        if current is not None and current <= when:
-            return
-        self._when[ws] = when
-        heapq.heappush(self._heap, (when, next(self._order), ws))
+        if current is not None:
+            if current[0] <= when:
+                return
+            del self._sockets[current[1]]
+        entry = (when, next(self._order))
+        self._when[ws] = entry
+        self._sockets[entry[1]] = ws
+        heapq.heappush(self._heap, entry)
         self._compact()
         self._arm(loop)
 
     def discard(self, ws: web.WebSocketResponse) -> None:
         """Forget `ws`'s deadline, if it has one."""
-        if self._when.pop(ws, None) is not None:
+        entry = self._when.pop(ws, None)
+        if entry is not None:
+            del self._sockets[entry[1]]
             self._compact()
 
     def clear(self) -> None:
         """Forget every deadline and stop the timer."""
         self._when.clear()
+        self._sockets.clear()
         self._heap.clear()
         if self._timer is not None:
             self._timer.cancel()
         self._timer, self._timer_at = None, math.inf
 
-    def _stale(self, entry: tuple[float, int, web.WebSocketResponse]) -> bool:
-        return self._when.get(entry[2]) != entry[0]
+    def _stale(self, entry: tuple[float, int]) -> bool:
+        return entry[1] not in self._sockets
 
     def _compact(self) -> None:
         if len(self._heap) > 2 * len(self._when) + COMPACT_SLACK:
@@ -135,10 +145,11 @@ class Deadlines:
         now = loop.time()
         heap, due = self._heap, []
         while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            if not self._stale(entry):
-                del self._when[entry[2]]
-                due.append(entry[2])
+            _, n = heapq.heappop(heap)
+            ws = self._sockets.pop(n, None)
+            if ws is not None:
+                del self._when[ws]
+                due.append(ws)
         self._arm(loop)
         if due:
             self._on_due(due)
@@ -170,7 +181,7 @@ class SocketExpiry:
         The deadline is the earlier of its session's expiry (`session_expiry`) and
         one set on `request` with `note` before the socket opened.
         """
-        request[OPEN_SOCKET] = wsr
+        request[OPEN_SOCKET] = weakref.ref(wsr)  # the socket refers to the request
         request[OPEN_SOCKET_ID] = session_ws_id
         session = request.get(aiohttp_session.SESSION_KEY)
         session_until = None if session is None else session_expiry(request, session)
@@ -195,7 +206,8 @@ class SocketExpiry:
         current = request.get(SOCKET_DEADLINE)
         if current is None or expires_at < current:
             request[SOCKET_DEADLINE] = expires_at
-        return request.get(OPEN_SOCKET), request.get(OPEN_SOCKET_ID)
+        socket = request.get(OPEN_SOCKET)
+        return None if socket is None else socket(), request.get(OPEN_SOCKET_ID)
 
     def tighten(
         self, wsr: web.WebSocketResponse, session_ws_id: Hashable, expires_at: float

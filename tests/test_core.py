@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from typing import Any, TypeAlias
 
 import aiohttp
@@ -422,6 +424,46 @@ async def test_extra_keys_close_across_sessions(aiohttp_client: Any) -> None:
 
 async def _user_key(request: web.Request) -> list[tuple[str, str]]:
     return [("user", "alice")]
+
+
+@pytest.mark.parametrize("max_age", [None, 3600], ids=["no-expiry", "expiring-session"])
+async def test_a_closed_socket_and_its_request_are_freed_without_the_cyclic_gc(
+    aiohttp_client: Any, max_age: int | None
+) -> None:
+    """No reference cycle through the library: once the handler has returned, the
+    socket and its request are freed by reference counting alone (with a session
+    expiry, the socket also had a deadline)."""
+    alive: list[tuple[weakref.ref[web.Request], weakref.ref[web.WebSocketResponse]]] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        async with session_ws(request) as ws:
+            alive.append((weakref.ref(request), weakref.ref(ws)))
+            await ws.send_str("open")
+            async for _ in ws:
+                pass
+        return ws
+
+    app = make_app(storage=aiohttp_session.SimpleCookieStorage(max_age=max_age))
+    app.router.add_get("/probe", handler)
+    client = await aiohttp_client(app)
+    registry = app[REGISTRY_KEY]
+    await client.get("/id")
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            ws = await client.ws_connect("/probe")
+            assert await ws.receive_str(timeout=5) == "open"
+            await ws.close()
+        for _ in range(100):  # the handlers return once the closes are done
+            if len(registry) == 0 and all(ref() is None for pair in alive for ref in pair):
+                break
+            await asyncio.sleep(0.02)
+        assert len(registry) == 0
+        assert len(alive) == 3
+        assert [(req() is None, sock() is None) for req, sock in alive] == [(True, True)] * 3
+    finally:
+        gc.enable()
 
 
 async def test_close_all_counts_and_shutdown_code(aiohttp_client: Any) -> None:
