@@ -28,8 +28,10 @@ SECONDS_RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "reconnect_cap": (0.0, HOUR),
     "redis_timeout": (0.0, HOUR),
     "start_timeout": (0.0, HOUR),
+    # Not an option: the `wait=` of the Redis registry's close_all_session/close_all_key.
+    "wait": (0.0, HOUR),
 }
-"""The allowed range of each option given in seconds."""
+"""The allowed range of each option (and method argument) given in seconds."""
 
 DEFAULT_SECONDS_RANGE: Final = (0.0, DAY)
 

@@ -169,6 +169,35 @@ async def test_bad_close_arguments_lose_nothing() -> None:
     await redis.aclose()
 
 
+@pytest.mark.parametrize("method", ["close_all_session", "close_all_key"])
+@pytest.mark.parametrize(
+    ("wait", "error", "words"),
+    [
+        (float("inf"), ValueError, r"wait must be a positive, finite number of seconds"),
+        (float("nan"), ValueError, r"wait must be .* at most 3600 \(1 hour\); got nan"),
+        (-1.0, ValueError, r"wait must be .* at most 3600"),
+        (0, ValueError, r"wait must be .* at most 3600"),
+        (1e16, ValueError, r"wait must be .* at most 3600"),
+        (True, TypeError, r"wait must be a number of seconds"),
+        ("1", TypeError, r"wait must be a number of seconds"),
+    ],
+    ids=["inf", "nan", "negative", "zero", "huge", "bool", "str"],
+)
+async def test_wait_is_checked_as_the_seconds_options_are(
+    method: str, wait: object, error: type[Exception], words: str
+) -> None:
+    """`wait=` follows `SECONDS_RANGES` (an infinite wait waited forever for a node
+    that never answers), fails before anything is done, and says what to pass."""
+    redis = unused_redis()
+    registry = RedisSessionWSRegistry(redis)
+    with pytest.raises(error, match=words):
+        await getattr(registry, method)("abc", wait=wait)
+    assert "abc" not in registry.revoked
+    assert registry.stats()["publish_failures"] == 0 and registry.stats()["outbox"] == 0
+    assert registry.stats()["key_closes"] == 0
+    await redis.aclose()
+
+
 @pytest.mark.parametrize(
     ("made", "error"),
     [

@@ -561,5 +561,6 @@ async def _quietly(call: Awaitable[object]) -> None:
 
 
 def _check_wait(wait: float | None) -> None:
-    if wait is not None and (isinstance(wait, bool) or not wait > 0):
-        raise ValueError(f"wait must be a positive number of seconds or None, got {wait!r}")
+    """`wait=` is None or seconds in `SECONDS_RANGES["wait"]` (TypeError/ValueError otherwise)."""
+    if wait is not None:
+        check_seconds("wait", wait)
