@@ -510,15 +510,23 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         *,
         drop_closed: bool = False,
     ) -> int:
-        count = await close_sockets(
+        """Close `sockets`, counting them under `reason` in `stats()["closed"]`.
+
+        Counted also if the caller is cancelled meanwhile (a scheduled close that
+        `shutdown` cut short): the closes it began are still this call's.
+        """
+
+        def count(closed: int) -> None:
+            self._closed[reason] += closed
+
+        return await close_sockets(
             list(sockets),
             code=code,
             message=message,
             timeout=self.close_timeout,
             drop_closed=drop_closed,
+            on_closed=count,
         )
-        self._closed[reason] += count
-        return count
 
     # -- closing after a response --------------------------------------------
 

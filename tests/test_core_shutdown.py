@@ -10,7 +10,13 @@ import time
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from aiohttp_session_ws import REGISTRY_KEY, SESSION_ENDED_CODE, SHUTDOWN_CODE, SessionWSRegistry
+from aiohttp_session_ws import (
+    REGISTRY_KEY,
+    SESSION_ENDED_CODE,
+    SHUTDOWN_CODE,
+    SessionWSRegistry,
+    schedule_close_all_session_ws,
+)
 from tests.core_app import make_app
 
 
@@ -96,3 +102,40 @@ async def test_shutdown_waits_for_scheduled_closes() -> None:
         # Whichever ran first, the socket was closed exactly once.
         closed = registry.stats()["closed"]
         assert closed.get("session_ended", 0) + closed.get("shutdown", 0) == 1
+
+
+async def test_a_scheduled_close_cut_short_by_shutdown_is_counted_once() -> None:
+    """Shutdown stops waiting for scheduled closes after `close_timeout`: one that was
+    still waiting for its peer's Close (it began late: its response was slow) was
+    cancelled and counted nowhere. Every socket the library closes counts once."""
+    entered = asyncio.Event()
+
+    async def slow_reset(request: web.Request) -> web.Response:
+        response = web.Response(text="reset")
+        await schedule_close_all_session_ws(request, response)
+        entered.set()
+        await asyncio.sleep(0.5)  # the close starts once this response is delivered
+        return response
+
+    app = make_app(SessionWSRegistry(close_timeout=2.0))
+    app.router.add_get("/slow-reset", slow_reset)
+    runner, url = await start(app)
+    registry = app[REGISTRY_KEY]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        await http.get(f"{url}/id")
+        silent = await http.ws_connect(f"{url}/ws")  # never reads: never answers the Close
+        other = await http.ws_connect(f"{url}/ws")
+        await other.receive_json(timeout=5)
+        while registry.stats()["sockets"] < 2:
+            await asyncio.sleep(0.01)
+        reset = asyncio.ensure_future(http.get(f"{url}/slow-reset"))
+        await asyncio.wait_for(entered.wait(), 5)
+        await runner.cleanup()  # waits 2 s for the close, which needs until ~2.5 s
+        (await reset).close()
+        closed = registry.stats()["closed"]
+        assert sum(closed.values()) == 2, closed
+        assert closed["session_ended"] == 2, closed  # the frame the clients were sent
+        msg = await silent.receive(timeout=5)
+        while msg.type is WSMsgType.TEXT:  # its greeting, unread until now
+            msg = await silent.receive(timeout=5)
+        assert (msg.type, msg.data) == (WSMsgType.CLOSE, SESSION_ENDED_CODE), msg
