@@ -232,8 +232,8 @@ def test_a_key_close_queued_in_the_outbox_is_numbered_when_it_is_sent() -> None:
     """A per-key close issued during an outage waits in the outbox with its marks; the
     one holding the close's number must still ask Redis for a number when re-sent."""
     clock = FakeClock()
-    outbox = Outbox(10, replay_window=5.0, clock=clock)
+    outbox = Outbox(10, clock=clock)
     outbox.add("key", ["identity", "alice"], [Mark("keyclose:x", 60.0, numbered=True)])
     clock.now = 10.0
-    (entry,) = outbox.due(healthy_at=clock.now)
+    (entry,) = outbox.due()
     assert entry.live_marks(clock.now) == [Mark("keyclose:x", 50.0, numbered=True)]

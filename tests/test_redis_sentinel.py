@@ -128,3 +128,43 @@ async def test_closes_keep_flowing_through_a_sentinel_failover(
     finally:
         for browser in (x, y, z):
             await browser.close()
+
+
+async def test_a_close_sent_to_a_replaced_master_is_sent_again_once_it_is_demoted(
+    sentinels: SentinelSet, ha: SentinelNodes
+) -> None:
+    """Seen in the recovery bench (a second failover right after the first): after a
+    failover the old master stays a writable master until the sentinels demote it
+    (about 10 s later), and a node still connected to it writes its closes there.
+    The other nodes, on the new master, hear nothing; the demotion then replaces the
+    old master's data with the new master's, revocations included. The node must
+    find its sent closes missing from the new master and send them again."""
+    a = await ha.start("A")
+    y = Browser()
+    try:
+        old_port = await asyncio.to_thread(sentinels.force_failover)
+        new_port = await asyncio.to_thread(sentinels.wait_failover, old_port, FAILOVER_BOUND)
+        await asyncio.to_thread(sentinels.wait_named_by_all, new_port)
+        b = await ha.start("B")  # on the new master; A stays on the old one
+        await y.get_json(a, "/id")
+        stale = y.cookie(a)
+        y_on_a, y_on_b = await y.ws(a), await y.ws(b)
+        await expect_open(y_on_a)
+        await expect_open(y_on_b)
+
+        assert await y.get(a, "/reset") == "reset"  # A revokes and publishes on the old master
+        await expect_close(y_on_a, SESSION_ENDED_CODE)
+        await asyncio.sleep(1.0)
+        await expect_open(y_on_b)  # B did not hear it: A wrote to a master nobody else uses
+
+        await asyncio.to_thread(sentinels.wait_role, old_port, "slave")
+        demoted = time.monotonic()
+        await expect_close(y_on_b, SESSION_ENDED_CODE, timeout=RECOVERY_BOUND + MARGIN)
+        assert time.monotonic() - demoted < RECOVERY_BOUND + MARGIN
+        late = Browser(cookie=stale)  # the revocation is on the new master too
+        try:
+            await expect_close(await late.ws(b), SESSION_ENDED_CODE)
+        finally:
+            await late.close()
+    finally:
+        await y.close()

@@ -255,37 +255,43 @@ def test_outbox_keeps_order_drops_the_oldest_when_full_and_counts_it() -> None:
     from aiohttp_session_ws.redis.transport import Mark
 
     clock = Clock()
-    outbox = Outbox(3, replay_window=4.0, clock=clock)
+    outbox = Outbox(3, clock=clock)
     for i in range(5):
         outbox.add("session", f"s{i}", [Mark(f"revoked:{i}", 600.0)])
-    assert [e.target for e in outbox.due(clock.now)] == ["s2", "s3", "s4"]
+    assert [e.target for e in outbox.due()] == ["s2", "s3", "s4"]
     assert (outbox.unsent, outbox.dropped) == (3, 2)
     clock.now += 10
-    due = outbox.due(clock.now)
+    due = outbox.due()
     assert [round(m.ttl) for m in due[0].live_marks(clock.now)] == [590]  # what is left
     for entry in due:
         outbox.sent(entry, keep=False)
     assert (len(outbox), outbox.unsent) == (0, 0)
     with pytest.raises(ValueError, match="outbox_size"):
-        Outbox(0, 1.0)
+        Outbox(0)
 
 
-def test_outbox_replays_sent_closes_only_within_the_window_before_an_outage() -> None:
+def test_outbox_keeps_sent_closes_to_check_until_their_marks_expire() -> None:
     from aiohttp_session_ws.redis.outbox import Outbox
     from aiohttp_session_ws.redis.transport import Mark
 
     clock = Clock()
-    outbox = Outbox(100, replay_window=4.0, clock=clock)
-    outbox.add("session", "old", [Mark("revoked:old", 600.0)], sent=True)
-    clock.now += 3
+    outbox = Outbox(100, clock=clock)
+    outbox.add("session", "old", [Mark("revoked:old", 100.0)], sent=True)
+    clock.now += 60  # long after any outage window: still kept
     outbox.add("session", "recent", [Mark("revoked:recent", 600.0)], sent=True)
-    outage_began = clock.now + 2  # Redis last answered then
-    clock.now += 60  # a long failover: nothing is forgotten while Redis is down
+    outbox.add("session", "unmarked", [], sent=True)  # nothing to check it by: not kept
     outbox.add("session", "queued", [Mark("revoked:queued", 600.0)])
-    assert [e.target for e in outbox.due(outage_began)] == ["recent", "queued"]
-    assert outbox.unsent == 1
-    clock.now += 600  # every mark expired: nothing left to send
-    assert outbox.due(clock.now) == []
+    assert [e.target for e in outbox.kept()] == ["old", "recent"]
+    assert [e.target for e in outbox.due()] == ["queued"]
+    clock.now += 50  # old's mark expired: nothing left to check
+    assert [e.target for e in outbox.kept()] == ["recent"]
+    (queued,) = outbox.due()
+    outbox.sent(queued, keep=True)
+    assert [e.target for e in outbox.kept()] == ["recent", "queued"]
+    assert outbox.unsent == 0
+    clock.now += 600  # every mark expired
+    assert outbox.kept() == outbox.due() == []
+    assert len(outbox) == 0
 
 
 def test_close_messages_carry_when_they_were_issued() -> None:

@@ -173,7 +173,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
             ttl,
             live=lambda: self._listener.subscribed,
         )
-        self.outbox = Outbox(outbox_size, replay_window=2 * (ping_interval + redis_timeout))
+        self.outbox = Outbox(outbox_size)
         self._publisher = Publisher(
             transport,
             self._calls,
@@ -184,7 +184,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
             listening=lambda: self._listener.subscribed,
         )
         self._recovery = Recovery(
-            self._publisher.flush,
+            lambda: self._publisher.flush(self.reconcile_batch),
             self._reconcile,
             Backoff(reconnect_base, reconnect_cap),
             self.spawn,

@@ -64,10 +64,6 @@ class Health:
         self._since = 0.0
         self._clock = clock
 
-    def healthy_at(self) -> float:
-        """The last time (monotonic) the broker was known to answer: now, if it does."""
-        return self._clock() if self.up else self._since
-
     def failed(self, exc: BaseException, doing: str) -> None:
         """Record a failed Redis call; the first after a success logs a warning."""
         if not self.up:

@@ -3,9 +3,12 @@
 When the broker fails, the issuing node keeps what it could not send (a close
 with the marks it writes, or marks alone) and sends it again, in issue order, as
 soon as the broker answers. Closes whose kind can be applied again at any time
-(`CloseKind.replay_safe`) also stay for `replay_window` seconds after they were
-sent, and are sent again after every recovery too: a failover can lose writes
-the old primary acknowledged but had not yet replicated.
+(`CloseKind.replay_safe`) also stay after they were sent, until their marks
+expire: after every recovery the node checks that their marks are still in the
+broker and sends again those whose marks are gone. A failover loses the writes
+the old primary acknowledged but had not yet replicated, and a node may go on
+writing to an old primary for seconds after the failover (until the sentinels
+demote it, which replaces its data): its closes reached no other node then.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class Entry:
     at: float
     """Issued at (wall clock, seconds since the epoch), carried by the message."""
     sent_at: float | None = None
-    """When first sent (monotonic), for entries kept for replays."""
+    """When first sent (monotonic), for entries kept to be checked after recoveries."""
 
     def live_marks(self, now: float) -> list[Mark]:
         """The marks with what is left of their TTL."""
@@ -45,14 +48,8 @@ class Entry:
 class Outbox:
     """At most `max_size` entries, oldest first; the oldest is dropped (and counted) when full."""
 
-    def __init__(
-        self,
-        max_size: int,
-        replay_window: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, max_size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_size = check_count("outbox_size", max_size)
-        self.replay_window = replay_window
         self.dropped = 0
         """Unsent entries dropped because the outbox was full."""
         self._entries: deque[Entry] = deque()
@@ -66,7 +63,8 @@ class Outbox:
         *,
         sent: bool = False,
     ) -> Entry:
-        """Queue a close (or marks alone, with `scope` None); `sent` keeps it for replays."""
+        """Queue a close (or marks alone, with `scope` None); `sent` keeps a sent close
+        (with marks) to be checked after recoveries."""
         now = self._clock()
         entry = Entry(
             scope,
@@ -75,12 +73,11 @@ class Outbox:
             time.time(),
             now if sent else None,
         )
+        if sent and not marks:
+            return entry  # nothing in the broker to check it by: not kept
         entries = self._entries
-        if sent:  # the broker answers now: forget the replays older than the window
-            while entries and entries[0].sent_at is not None:
-                if entries[0].sent_at >= now - self.replay_window:
-                    break
-                entries.popleft()
+        while entries and entries[0].sent_at is not None and entries[0].expired(now):
+            entries.popleft()  # kept closes whose marks expired: nothing left to check
         entries.append(entry)
         while len(entries) > self.max_size:
             if entries.popleft().sent_at is None:
@@ -95,23 +92,25 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def due(self, healthy_at: float) -> list[Entry]:
-        """What to send now, in order: every unsent entry, and the sent ones kept for
-        replays that were sent within `replay_window` of `healthy_at` (the last time
-        the broker was known to answer), after dropping expired and older entries."""
+    def due(self) -> list[Entry]:
+        """The unsent entries, in issue order (after dropping expired entries)."""
+        self._drop_expired()
+        return [entry for entry in self._entries if entry.sent_at is None]
+
+    def kept(self) -> list[Entry]:
+        """The sent closes kept to be checked, with marks still live."""
+        self._drop_expired()
+        return [entry for entry in self._entries if entry.sent_at is not None]
+
+    def _drop_expired(self) -> None:
         now = self._clock()
-        horizon = healthy_at - self.replay_window
-        self._entries = deque(
-            entry
-            for entry in self._entries
-            if not entry.expired(now) and (entry.sent_at is None or entry.sent_at >= horizon)
-        )
-        return list(self._entries)
+        self._entries = deque(entry for entry in self._entries if not entry.expired(now))
 
     def sent(self, entry: Entry, keep: bool) -> None:
-        """`entry` reached the broker; `keep` it for replays within the window, or drop it."""
+        """`entry` reached the broker; `keep` it to be checked after recoveries (only an
+        entry with marks can be checked), or drop it."""
         if entry.sent_at is None:
             entry.sent_at = self._clock()
-        if not keep:
+        if not keep or not entry.marks:
             with suppress(ValueError):  # dropped meanwhile
                 self._entries.remove(entry)

@@ -15,7 +15,7 @@ from .calls import BoundedCalls
 from .health import describe
 from .kinds import CloseKind
 from .membership import Membership
-from .outbox import Outbox
+from .outbox import Entry, Outbox
 from .result import ClusterCloseResult, ClusterPublishError
 from .transport import Mark, Transport
 
@@ -127,21 +127,52 @@ class Publisher:
                 pass  # recorded by the bounded call
         self.outbox.add(None, None, marks)
 
-    async def flush(self) -> int:
-        """Send the outbox in order (each entry bounded); stop at the first failure (raise)."""
+    async def flush(self, batch: int = 500) -> int:
+        """Send the outbox's unsent entries in order, then send again the kept closes
+        whose marks are no longer in the broker (checked `batch` per round trip).
+
+        Each call is bounded; stops at the first failure (raises). Returns how
+        many entries were sent.
+        """
         sent = 0
-        for entry in self.outbox.due(self.calls.health.healthy_at()):
-            marks = entry.live_marks(time.monotonic())
-            if entry.scope is None or entry.target is None:
-                await self.calls(partial(self.transport.write_marks, marks), "re-sending marks")
-                keep = False
-            else:
-                payload = wire.encode_close(entry.scope, entry.target, self.node, None, entry.at)
-                send = partial(self.transport.publish_close, payload, marks)
-                await self.calls(send, "re-sending a close")
-                kind = self.kinds.get(entry.scope)
-                keep = kind is not None and kind.replay_safe
-            self.outbox.sent(entry, keep)
-            self.resent += 1
+        for entry in self.outbox.due():
+            await self._send(entry)
             sent += 1
+        kept = self.outbox.kept()
+        for start in range(0, len(kept), batch):
+            for entry in await self._lost(kept[start : start + batch]):
+                await self._send(entry)
+                sent += 1
         return sent
+
+    async def _lost(self, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries of which a live mark is missing from the broker (one round trip).
+
+        Lost with a failover (the old primary had not replicated it), or written
+        to an old primary that a node still used and that was then demoted.
+        """
+        now = time.monotonic()
+        marks = [entry.live_marks(now) for entry in entries]
+        names = [mark.name for group in marks for mark in group]
+        values = await self.calls(partial(self.transport.read_marks, names), "checking sent closes")
+        lost, at = [], 0
+        for entry, group in zip(entries, marks, strict=True):
+            if None in values[at : at + len(group)]:
+                lost.append(entry)
+            at += len(group)
+        return lost
+
+    async def _send(self, entry: Entry) -> None:
+        """Send one outbox entry (bounded); mark it sent, kept if its kind is replay-safe."""
+        marks = entry.live_marks(time.monotonic())
+        if entry.scope is None or entry.target is None:
+            await self.calls(partial(self.transport.write_marks, marks), "re-sending marks")
+            keep = False
+        else:
+            payload = wire.encode_close(entry.scope, entry.target, self.node, None, entry.at)
+            send = partial(self.transport.publish_close, payload, marks)
+            await self.calls(send, "re-sending a close")
+            kind = self.kinds.get(entry.scope)
+            keep = kind is not None and kind.replay_safe
+        self.outbox.sent(entry, keep)
+        self.resent += 1

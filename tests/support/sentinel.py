@@ -7,6 +7,7 @@ The helpers block (they poll the processes), so async tests call them through
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -134,6 +135,38 @@ class SentinelSet:
                 pass
             time.sleep(0.05)
         raise TimeoutError("no failover")
+
+    def force_failover(self) -> int:
+        """`SENTINEL FAILOVER`: promote the replica although the master is up; return the
+        old master's port. The old master stays a writable master (the sentinels demote
+        it about 10 s later, once it has reported that role for a while)."""
+        old = self.master_port()
+        with self._client(self.sentinel_ports[0]) as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        return old
+
+    def wait_named_by_all(self, port: int, timeout: float = 30.0) -> None:
+        """Until every sentinel names `port` as the master."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            named = set()
+            for sentinel in self.sentinel_ports:
+                with self._client(sentinel) as client, contextlib.suppress(redis.RedisError):
+                    named.add(int(client.sentinel_get_master_addr_by_name(SERVICE)[1]))
+            if named == {port}:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the sentinels do not all name {port}")
+
+    def wait_role(self, port: int, role: str, timeout: float = 60.0) -> None:
+        """Until the server on `port` reports `role` ("master" or "slave")."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._client(port) as client, contextlib.suppress(redis.RedisError):
+                if client.execute_command("ROLE")[0] == role:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"the server on {port} is not a {role}")
 
     def rejoin(self, server: RedisServer, timeout: float = 30.0) -> None:
         """Restart a killed server as a replica of the current master; wait until settled."""
