@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -275,3 +277,67 @@ async def test_a_socket_registered_by_hand_closes_as_before() -> None:
         assert await registry.close_all_session(session_ws_id) == 1
         msg = await reading
     assert (msg.type, msg.data) == (WSMsgType.CLOSE, 4001)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("closed_by", ["client", "server"])
+async def test_a_closed_socket_and_its_request_are_freed_without_the_cyclic_gc(
+    kind: str, closed_by: str
+) -> None:
+    """Once a socket is closed and its handler has returned, reference counting frees
+    the socket and its request. A reference cycle between them would leave every
+    connection's objects (request, socket, protocol, queues: ~45 per connect) to the
+    cyclic garbage collector, whose passes then cost every connect dearly."""
+    refs: list[weakref.ref[Any]] = []
+    opened: list[web.WebSocketResponse] = []  # emptied by the test before it checks
+    done = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        refs.append(weakref.ref(request))
+        if kind == "plain":
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            opened.append(ws)
+            async for _ in ws:
+                pass
+        else:
+            async with session_ws(request) as ws:
+                opened.append(ws)
+                async for _ in ws:
+                    pass
+        refs.append(weakref.ref(ws))
+        done.set()
+        return ws
+
+    app = make_app(kind, closes_itself, [])
+    app.router.add_get("/freed", handler)
+    gc.collect()
+    gc.disable()
+    try:
+        async with served(app) as url, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"{url}/freed")
+            await ws.send_str("opened")
+            for _ in range(100):
+                if opened:
+                    break
+                await asyncio.sleep(0.01)
+            server_ws = opened.pop()
+            if closed_by == "client":
+                await ws.close()
+            elif kind == "plain":
+                await server_ws.close()
+            else:  # the library's close path: a logout
+                (session_ws_id,) = list(app[REGISTRY_KEY])
+                assert await app[REGISTRY_KEY].close_all_session(session_ws_id) == 1
+            del server_ws
+            if closed_by == "server":
+                msg = await ws.receive(timeout=5)
+                assert msg.type is WSMsgType.CLOSE
+            await asyncio.wait_for(done.wait(), 5)
+            for _ in range(100):  # the connection's last steps
+                if all(ref() is None for ref in refs):
+                    break
+                await asyncio.sleep(0.01)
+            assert [ref() is None for ref in refs] == [True, True]
+    finally:
+        gc.enable()
