@@ -122,6 +122,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self._refused: Counter[str] = Counter()
         self._expiry = SocketExpiry(self._expire)
         self._handshakes: dict[Hashable, int] = {}  # id -> handshakes in flight
+        self._mark = CloseMark(self.close_sequence.current)  # see close_mark()
         self._refusals = RateLimitedLog(logger)
         self._unreadable = RateLimitedLog(logger)
 
@@ -247,7 +248,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         """Where the close sequence stands now. Take it before computing a socket's
         keys and pass it to `index_keys` and `refuses`: a key closed after it
         refuses the socket."""
-        return CloseMark(self.close_sequence.current)
+        current = self.close_sequence.current
+        mark = self._mark
+        if mark.sequence != current:  # marks are immutable: one per sequence value
+            self._mark = mark = CloseMark(current)
+        return mark
 
     def register(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
         """Record `wsr` under `session_ws_id`.
@@ -429,6 +434,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         keys = tuple(keys)
         if await self.is_revoked(session_ws_id):
             return "revoked"
+        if not keys:  # the common case: no key to look up
+            return None
         for key in keys:
             if await self.is_revoked(key_revocation(session_ws_id, key)):
                 return "revoked"
