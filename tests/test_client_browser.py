@@ -133,9 +133,8 @@ def test_session_ended_calls_the_hook_then_reconnects_at_once(
     assert page.evaluate("fetch('/reset', {method: 'POST'}).then((r) => r.status)") == 200
     wait_events(page, "open", 2)
     (close,) = closes(page)
-    assert close["code"] == 4001 and close["reason"] == "session ended" and close["opened"]
-    # wasClean is the server's part (issue #16: a close started from another task can
-    # drop TCP before the browser's close frame); the client acts the same either way.
+    assert close["code"] == 4001 and close["reason"] == "session ended"
+    assert close["wasClean"] and close["opened"]
     assert (close["action"], close["delay"]) == ("reconnect", 0)
     order = [e["type"] for e in events(page) if e["type"] in {"sessionended", "hookdone", "open"}]
     assert order == ["open", "sessionended", "hookdone", "open"]  # reconnects after the hook
@@ -315,7 +314,7 @@ def test_rolling_restart_reconnects_to_the_other_node(
                 wait_events(page, "open", round_ + 1)
                 close = closes(page)[-1]
                 assert (close["code"], close["reason"]) == (1001, "server shutdown")
-                assert close["action"] == "backoff"  # wasClean: the server's part (#16)
+                assert close["wasClean"] and close["action"] == "backoff"
                 low, high = bounds(0)
                 assert low <= close["delay"] <= high
                 assert_waited(page, close)
