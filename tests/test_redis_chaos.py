@@ -42,7 +42,8 @@ from tests.support.redis_server import RedisServer
 from tests.support.sentinel import SentinelClients, SentinelSet
 from tests.support.sizes import size
 
-pytestmark = [pytest.mark.redis, pytest.mark.heavy]
+# 50 rounds of a fault take 2-5 minutes at full size; the CI size fits the default 120 s.
+pytestmark = [pytest.mark.redis, pytest.mark.heavy, pytest.mark.timeout(size(120, 900))]
 
 ROUNDS = size(2, 50)
 SESSIONS = size(4, 10)
