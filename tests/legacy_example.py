@@ -1,5 +1,4 @@
 """The README example of aiohttp-session-ws 1.1.1, unchanged but for its imports."""
-
 # ruff: noqa
 import asyncio
 from datetime import datetime
@@ -19,8 +18,7 @@ from aiohttp_session_ws import (
 
 
 async def handle_root(request):
-    return web.Response(text="Hello world", content_type="text/html")
-
+    return web.Response(text='Hello world', content_type="text/html")
 
 async def handle_reset(request):
     session_ws_id = await get_session_ws_id(request)
@@ -31,7 +29,6 @@ async def handle_reset(request):
     await schedule_close_all_session_ws(request, response)
     await new_session_ws_id(request)
     return response
-
 
 async def handle_websocket(request):
     async with session_ws(request) as wsr:
@@ -45,11 +42,12 @@ async def handle_websocket(request):
             await asyncio.sleep(1)
         return wsr
 
-
 def make_app():
     app = web.Application(
         middlewares=[
-            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
+            aiohttp_session.session_middleware(
+                aiohttp_session.SimpleCookieStorage()
+            ),
             session_ws_middleware,
         ]
     )
