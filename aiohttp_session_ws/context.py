@@ -156,9 +156,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         # cancellation landing in an await below must not leave the socket registered.
         ws = self.response
         if ws is not None:
-            registry = self.registry
-            registry.unregister(self.session_ws_id, ws)
-            registry._release(self.request)  # no request <-> socket cycle for the GC
+            self.registry.unregister(self.session_ws_id, ws)
             # A close under way finishes its handshake before aiohttp, once
             # the handler returns, closes the connection.
             await ws.stop_reading()

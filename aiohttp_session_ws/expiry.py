@@ -233,17 +233,6 @@ class SocketExpiry:
         if until is not None and until > known:
             self._sessions[session_ws_id] = until
 
-    def release(self, request: web.Request) -> None:
-        """Drop `request`'s reference to the socket it opened, once that is unregistered.
-
-        The socket refers to its request (aiohttp's `_req`): left in place, the pair
-        is a reference cycle, and every connection's objects would wait for the
-        cyclic garbage collector. A deadline set on `request` afterwards reaches no
-        socket, as for any unregistered one.
-        """
-        request.pop(OPEN_SOCKET, None)
-        request.pop(OPEN_SOCKET_ID, None)
-
     def forget(self, wsr: web.WebSocketResponse, session_ws_id: Hashable, *, last: bool) -> None:
         """`wsr` was unregistered (`last`: its session has no socket left here)."""
         if self._sockets.pop(wsr, None) is not None:

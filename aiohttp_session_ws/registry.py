@@ -302,10 +302,6 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             _discard(self._keys, key, wsr)
         self._expiry.forget(wsr, session_ws_id, last=session_ws_id not in self._sessions)
 
-    def _release(self, request: web.Request) -> None:
-        """`session_ws` unregistered the socket `request` opened (see `SocketExpiry.release`)."""
-        self._expiry.release(request)
-
     def handshake_started(self, session_ws_id: Hashable) -> None:
         """Note a handshake in flight for `session_ws_id` (see `handshake_ended`).
 
