@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
+from typing import NamedTuple
 
 import aiohttp_session
 from aiohttp import web
@@ -10,10 +12,13 @@ from aiohttp.typedefs import Handler
 
 from .app import get_registry
 from .keys import ID_CHANGED
+from .lineage import LineageLookupError
+from .logs import RateLimitedLog
 from .registry import SessionWSRegistry, _get_session
-from .stale import drop_session, has_session_cookie, is_retired, is_unknown
+from .stale import drop_session, has_session_cookie, is_retired, is_unknown, retired_id
 
 logger = logging.getLogger("aiohttp_session_ws")
+_unchecked = RateLimitedLog(logger)  # lineage lookups the broker did not answer
 
 
 @web.middleware
@@ -44,25 +49,43 @@ async def session_ws_middleware(request: web.Request, handler: Handler) -> web.S
     if storage is None:  # a session placed on the request by hand (or none: it says so)
         await registry.ensure_id(request)
         return await handler(request)
+    arrived = Arrival(None, False)
     if has_session_cookie(request):
         session_ws_id = await registry.get_id(request)
         session = await _get_session(request)  # loaded by get_id already
-        if session_ws_id is None and not is_retired(session) and not is_unknown(request, session):
+        if session_ws_id is not None:
+            arrived = Arrival(session_ws_id, session_ws_id in registry.revoked)
+        elif is_retired(session):
+            arrived = Arrival(retired_id(session), True)
+        elif not is_unknown(request, session):
             await registry.ensure_id(request)
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # aiohttp_session saves on these too
-        await _settle(request, registry, exc)
+        await _settle(request, registry, exc, arrived)
         raise
-    await _settle(request, registry, response)
+    await _settle(request, registry, response, arrived)
     return response
 
 
+class Arrival(NamedTuple):
+    """The session a request's cookie named when it arrived."""
+
+    session_ws_id: Hashable | None
+    """Its websocket id (a tombstone's included), or None."""
+    retired: bool
+    """Already retired then (a tombstone, or an id this process knew was revoked)."""
+
+
 async def _settle(
-    request: web.Request, registry: SessionWSRegistry, response: web.StreamResponse
+    request: web.Request,
+    registry: SessionWSRegistry,
+    response: web.StreamResponse,
+    arrived: Arrival,
 ) -> None:
     """Before aiohttp_session saves the session: drop a retired one, give a new one
-    the app wrote its id."""
+    the app wrote its id, and end the sessions a login or logout sent with an
+    older cookie takes the browser from."""
     if not isinstance(response, web.Response | web.HTTPException) or response.prepared:
         return  # aiohttp_session saves nothing for websockets and streams
     session: aiohttp_session.Session | None = request.get(aiohttp_session.SESSION_KEY)
@@ -79,4 +102,38 @@ async def _settle(
     if session_ws_id is None and not session.empty and not request.get(ID_CHANGED):
         # The app wrote a session without an id (a new one, or one that had
         # expired): it is saved now, so with its id.
-        await registry.new_id(request)
+        session_ws_id = await registry.new_id(request)
+    arrived_with = arrived.session_ws_id
+    if arrived_with is not None and session_ws_id != arrived_with and _will_be_saved(session):
+        await _supersede(request, registry, response, arrived, session_ws_id)
+
+
+async def _supersede(
+    request: web.Request,
+    registry: SessionWSRegistry,
+    response: web.StreamResponse,
+    arrived: Arrival,
+    session_ws_id: Hashable | None,
+) -> None:
+    """The response replaces the browser's session (a login or logout): let the
+    registry end any newer session it takes the browser from. If that cannot be
+    looked up (a cluster's broker is down), refuse (503, nothing saved, counted
+    in `stats()["refused"]["lineage_unknown"]`) a request whose cookie was
+    already retired when it arrived; let others through (logged)."""
+    try:
+        await registry.supersede(request, response, arrived.session_ws_id, session_ws_id)
+    except LineageLookupError:
+        if not arrived.retired:
+            _unchecked.warning("a login or logout went through with its lineage unchecked")
+            return
+        registry.count_refused("lineage_unknown")
+        _unchecked.warning("refused (503) a login or logout sent with a retired cookie")
+        await drop_session(request)
+        raise web.HTTPServiceUnavailable(
+            text="the session store did not answer; try again in a moment"
+        ) from None
+
+
+def _will_be_saved(session: aiohttp_session.Session) -> bool:
+    """Whether aiohttp_session's middleware will save `session` (and set its cookie)."""
+    return bool(getattr(session, "_changed", True))

@@ -28,6 +28,7 @@ from .codes import (
 from .expiry import SocketExpiry, check_expiry_time
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
 from .keys import ID_CHANGED, LOADED_CREATED
+from .lineage import MAX_LINEAGE, SessionLineage
 from .logs import RateLimitedLog, error_trace
 from .options import check_name, check_seconds
 from .order import NEEDS_SESSION_MIDDLEWARE
@@ -75,6 +76,9 @@ class RegistryStats(TypedDict):
     revoked: int
     key_closes: int
     """Keys whose last close is remembered (the close sequence's memory)."""
+    superseded: int
+    """Sessions ended because a login or logout answered with an older cookie of the
+    same browser replaced them (see `SessionWSRegistry.supersede`)."""
     deadlines: int
     pending_closes: int
     closed: dict[str, int]
@@ -112,6 +116,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             revocation_ttl, revocation_max_size, budget_of=self._revocation_budget
         )
         self.close_sequence = CloseSequence(revocation_ttl, revocation_max_size)
+        self.lineage = SessionLineage(revocation_ttl, revocation_max_size)
+        self._superseded = 0
         self._sessions: dict[Hashable, set[web.WebSocketResponse]] = {}
         self._keys: dict[Hashable, set[web.WebSocketResponse]] = {}
         # Only sockets with extra keys appear here.
@@ -549,8 +555,60 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         session_ws_id = await self.get_id(request)
         if session_ws_id is None:
             return
+        await self.schedule_close_id(request, response, session_ws_id)
+
+    async def schedule_close_id(
+        self, request: web.Request, response: web.StreamResponse, session_ws_id: Hashable
+    ) -> None:
+        """Revoke `session_ws_id` now and close its sockets once `response` is delivered."""
         await self.revoke(session_ws_id)  # refuse reconnects with this id from now on
         self.after_response(request, response, lambda: self.close_all_session(session_ws_id))
+
+    # -- sessions replaced in their browser ----------------------------------
+
+    async def successor(self, session_ws_id: Hashable) -> Hashable | None:
+        """The id of the session that last replaced `session_ws_id` in its browser
+        (recorded by `supersede` within `revocation_ttl` seconds), or None."""
+        return self.lineage.get(session_ws_id)
+
+    async def record_successor(self, retired: Hashable, successor: Hashable) -> None:
+        """Remember that the session of `successor` replaced that of `retired`."""
+        self.lineage.set(retired, successor)
+
+    async def supersede(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        retired: Hashable,
+        successor: Hashable | None,
+    ) -> int:
+        """`response` replaces, in its browser, the session of `retired` by the
+        session of `successor` (None: one without an id); returns how many
+        sessions that ends.
+
+        `session_ws_middleware` calls it for every response that sets a new
+        session or id (a login or logout). If a response had already replaced
+        `retired` (the request carried an older cookie of the same browser: a
+        stale tab, two logins sent from one cookie), the browser's jar takes
+        this response's cookie over that newer session's: that session, and
+        each one that replaced it in turn, is revoked now and its sockets are
+        closed with the session-ended code once `response` is delivered. Fail
+        closed: a newer login that reaches the browser after this response is
+        ended too, and must log in again. Counted in `stats()["superseded"]`.
+        Errors of a shared lineage store (a cluster's broker) propagate.
+        """
+        ended = 0
+        seen = {retired, successor}
+        current = await self.successor(retired)
+        while current is not None and current not in seen and ended < MAX_LINEAGE:
+            seen.add(current)
+            await self.schedule_close_id(request, response, current)
+            ended += 1
+            current = await self.successor(current)
+        if successor is not None:
+            await self.record_successor(retired, successor)
+        self._superseded += ended
+        return ended
 
     def after_response(
         self,
@@ -629,6 +687,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             keys=len(self._keys),
             revoked=len(self.revoked),
             key_closes=len(self.close_sequence),
+            superseded=self._superseded,
             deadlines=len(self._expiry),
             pending_closes=len(self._tasks),
             closed=dict(self._closed),

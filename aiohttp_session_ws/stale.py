@@ -7,21 +7,26 @@ saved a session, the browser's jar would take that cookie over the newer one.
 The rules here let the library tell such requests apart and never save for them:
 
 - a cookie that loads as a new (or an expired, empty) session is *unknown*;
-- a server-side record that a rotation retired holds only `RETIRED_KEY` for
-  `RETIRED_RECORD_TTL` seconds (a *tombstone*), so its cookie is told apart from
-  an unknown one while tabs holding it may still be in flight.
+- a server-side record that a rotation retired holds only `RETIRED_KEY` (the
+  websocket id it had) for `RETIRED_RECORD_TTL` seconds (a *tombstone*), so its
+  cookie is told apart from an unknown one while tabs holding it may still be in
+  flight, and a login or logout sent with it can end the sessions that replaced it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from typing import Final
 
 import aiohttp_session
 from aiohttp import web
 
+from .ids import stored_id
+
 RETIRED_KEY: Final = "aiohttp_session_ws_retired"
-"""The only key of a retired session's record."""
+"""The only key of a retired session's record; its value is the websocket id the
+session had (True if it had none)."""
 
 RETIRED_RECORD_TTL: Final = 60
 """Seconds a server-side storage keeps the tombstone of a retired session."""
@@ -49,8 +54,19 @@ def is_retired(session: aiohttp_session.Session) -> bool:
     return not session.new and RETIRED_KEY in session
 
 
+def retired_id(session: aiohttp_session.Session) -> Hashable | None:
+    """The websocket id a tombstone's session had, or None (not a tombstone, or none)."""
+    if not is_retired(session):
+        return None
+    value = session.get(RETIRED_KEY)
+    return None if value is True else stored_id(value)
+
+
 async def retire_record(
-    request: web.Request, response: web.StreamResponse, session: aiohttp_session.Session
+    request: web.Request,
+    response: web.StreamResponse,
+    session: aiohttp_session.Session,
+    session_ws_id: Hashable | None = None,
 ) -> bool:
     """Replace a server-side session's record by a tombstone that expires shortly.
 
@@ -59,12 +75,15 @@ async def retire_record(
     server-side and is left alone (returns False). The storage's cookie is
     deleted on `response`; a session saved on it afterwards sets its own cookie
     over that. `session` is the tombstone afterwards: `save_record_now` writes
-    it again.
+    it again. The tombstone keeps `session_ws_id` (the retired session's
+    websocket id; that of `session` if it is itself a tombstone).
     """
     if session.identity is None:
         return False
+    if session_ws_id is None:
+        session_ws_id = retired_id(session)
     session.invalidate()
-    session[RETIRED_KEY] = True
+    session[RETIRED_KEY] = True if session_ws_id is None else session_ws_id
     session.max_age = RETIRED_RECORD_TTL
     storage: aiohttp_session.AbstractStorage = request[aiohttp_session.STORAGE_KEY]
     await storage.save_session(request, response, session)

@@ -10,14 +10,15 @@ security setup does:
    carries a websocket id before any socket opens;
 4. `remember`/`forget` given a websocket log in/out for real, or raise before
    anything changes;
-5. (not held yet, strict xfails) a login or logout carrying an older cookie of
-   the same browser leaves no socket of the newer login open.
+5. a login or logout carrying an older cookie of the same browser leaves no
+   socket of the newer login open (one node, and two Redis nodes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from yarl import URL
 
 from aiohttp_session_ws import REGISTRY_KEY
+from aiohttp_session_ws.redis import RedisSessionWSRegistry
+from tests.support.cluster import FAST
+from tests.support.redis_server import RedisServer
 from tests.support.security_app import (  # noqa: F401 - fixtures
     COOKIE_KEY,
     STYLES,
@@ -37,7 +41,7 @@ from tests.support.security_app import (  # noqa: F401 - fixtures
     make_app,
     start_fixture,
 )
-from tests.support.security_nodes import redis_nodes, running
+from tests.support.security_nodes import Served, redis_nodes, running
 from tests.support.sessions_app import add_session_routes, session_count
 
 COOKIE = "AIOHTTP_SESSION"
@@ -451,21 +455,12 @@ async def test_the_error_names_what_to_do(devices: Devices) -> None:
     assert "RedisStorage" in msg.data and "POST" in msg.data
 
 
-# -- 5. a login or logout carrying an older cookie of the same browser (not held yet) ------
+# -- 5. a login or logout carrying an older cookie of the same browser ---------------------
 #
 # The browser's jar takes the cookie of whichever response arrives last. A login or
 # logout that left the browser before another login (a stale tab, two logins in one
-# browser) sets its cookie over the newer login's, whose sockets then stay open in a
-# browser that no longer holds that session. Nothing on the server links a retired
-# session to the sessions that replaced it, so these are strict xfails (README, "What
-# the library cannot promise"); make them plain tests once such a link exists.
-
-not_held_yet = pytest.mark.xfail(
-    strict=True,
-    raises=asyncio.TimeoutError,  # not the builtin one on Python 3.10
-    reason="no server-side link from a retired session to its successors: "
-    "the newer login's socket stays open",
-)
+# browser) sets its cookie over the newer login's: the registry remembers which
+# session replaced which (`supersede`) and ends the newer ones, sockets included.
 
 
 async def login_from(stale: StaleTab, user: str) -> None:
@@ -473,7 +468,6 @@ async def login_from(stale: StaleTab, user: str) -> None:
         assert resp.status == 200, await resp.text()
 
 
-@not_held_yet
 async def test_a_stale_tabs_logout_after_a_login_elsewhere_closes_the_newer_login(
     kind: str, devices: Devices
 ) -> None:
@@ -494,7 +488,6 @@ async def test_a_stale_tabs_logout_after_a_login_elsewhere_closes_the_newer_logi
     await expect_closed(bob_ws)  # ...and so is bob's socket in it
 
 
-@not_held_yet
 async def test_two_logins_from_one_cookie_leave_no_socket_of_the_first(
     kind: str, devices: Devices
 ) -> None:
@@ -518,18 +511,130 @@ async def test_two_logins_from_one_cookie_leave_no_socket_of_the_first(
     await expect_closed(bob_ws)
 
 
-@not_held_yet
-@pytest.mark.redis
-async def test_a_stale_logout_on_another_redis_node_closes_the_newer_login(
-    redis_url: str,
+async def test_a_login_in_flight_while_another_tab_logs_in_ends_the_one_answered_first(
+    kind: str, devices: Devices
 ) -> None:
-    async with running(redis_nodes(redis_url, "AB")) as (node_a, node_b):
+    """Two logins from one cookie, both in flight at once: the first to answer is
+    taken over by the second in the browser's jar, and ends."""
+    app, browsers = await devices()
+    browser: Browser = await browsers()
+    async with browser.client.get("/form") as resp:
+        assert resp.status == 200
+    pre_login = browser.cookie()
+    assert pre_login is not None
+    async with StaleTab(browser, pre_login) as tab_a, StaleTab(browser, pre_login) as tab_b:
+
+        async def slow_login() -> None:
+            url = tab_a.url("/slow-login")
+            async with tab_a.http.post(url, json={"user": "alice"}) as resp:
+                assert resp.status == 200, await resp.text()
+
+        alice = asyncio.create_task(slow_login())  # reads the session, then waits
+        await asyncio.sleep(0.05)
+        await login_from(tab_b, "bob")  # answers while alice's login is in flight
+        bob_ws, seen = await browser.ws()
+        assert seen == "bob"
+        await alice  # answers last: the browser's jar takes alice's cookie
+    assert await browser.whoami() == "alice"
+    await expect_closed(bob_ws)
+    alice_ws, seen = await browser.ws()
+    assert seen == "alice"
+    await expect_open(alice_ws)
+    assert app[REGISTRY_KEY].stats()["superseded"] == 1
+    await browser.logout()
+    await expect_closed(alice_ws)
+
+
+async def test_a_stale_logout_ends_every_session_that_followed_in_that_browser(
+    kind: str, devices: Devices
+) -> None:
+    """alice -> bob -> anonymous in one browser, then alice's stale logout: the
+    anonymous session's socket (the browser's latest) and bob's are both ended."""
+    app, browsers = await devices()
+    browser: Browser = await browsers()
+    await login_with_pre_login_session(browser, "alice")
+    as_alice = browser.cookie()
+    assert as_alice is not None
+    await browser.login("bob")
+    bob_ws, _ = await browser.ws()
+    bob_tab = browser.cookie()
+    assert bob_tab is not None
+    await browser.logout()
+    await expect_closed(bob_ws)
+    anonymous_ws, seen = await browser.ws()
+    assert seen is None
+    async with StaleTab(browser, as_alice) as stale, stale.http.post(stale.url("/logout")) as resp:
+        assert resp.status == 200
+    await expect_closed(anonymous_ws)
+    assert app[REGISTRY_KEY].stats()["superseded"] == 2  # bob's, then the anonymous one
+    assert await browser.whoami() is None
+    fresh_ws, seen = await browser.ws()  # the browser's cookie now is the stale response's
+    assert seen is None
+    await expect_open(fresh_ws)
+    await browser.login("carol")
+    await expect_closed(fresh_ws)
+
+
+async def test_ordinary_logins_logouts_and_stale_reads_supersede_nothing(
+    kind: str, devices: Devices
+) -> None:
+    """No false alarm: requests with older cookies that set none (reads, sockets,
+    a slow writer) end nothing; each login and logout ends only its own session."""
+    app, browsers = await devices()
+    browser: Browser = await browsers()
+    pre_login = await login_with_pre_login_session(browser, "alice")
+    alice_ws, _ = await browser.ws()
+    async with StaleTab(browser, pre_login) as stale:
+        async with stale.http.get(stale.url("/whoami")) as resp:
+            assert resp.status == 200
+        async with stale.http.post(stale.url("/slow-write")) as resp:
+            assert resp.status == 200
+        assert stale.set_cookies == []
+    await expect_open(alice_ws)
+    await browser.logout()
+    await expect_closed(alice_ws)
+    await browser.login("bob")
+    bob_ws, seen = await browser.ws()
+    assert seen == "bob"
+    await expect_open(bob_ws)
+    assert app[REGISTRY_KEY].stats()["superseded"] == 0
+
+
+def cluster_nodes(redis_url: str, storage: str) -> list[Served]:
+    """Two Redis nodes sharing one Redis; sessions in EncryptedCookieStorage or in
+    RedisStorage on that same Redis."""
+    if storage == "cookie":
+        return redis_nodes(redis_url, "AB")
+    from aiohttp_session.redis_storage import RedisStorage
+    from redis.asyncio import Redis
+
+    channel = f"asws-{uuid.uuid4().hex[:8]}"
+    nodes = []
+    for name in "AB":
+        client = Redis.from_url(redis_url)
+        registry = RedisSessionWSRegistry(
+            Redis.from_url(redis_url), channel=channel, node_id=name, **FAST
+        )
+        nodes.append(Served(registry, RedisStorage(client), redis_clients=[client]))
+    return nodes
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("storage", ["cookie", "redis"])
+@pytest.mark.parametrize("newer_login_on", ["A", "B"])
+async def test_a_stale_logout_on_another_redis_node_closes_the_newer_login(
+    redis_url: str, storage: str, newer_login_on: str
+) -> None:
+    """bob's login over alice's session on node A or B, bob's socket on A, alice's
+    stale logout on B: B finds bob's session through Redis (or its own memory)."""
+    async with running(cluster_nodes(redis_url, storage)) as (node_a, node_b):
+        newer = node_a if newer_login_on == "A" else node_b
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
             async with http.post(node_a.url / "login", json={"user": "alice"}) as resp:
                 assert resp.status == 200
             as_alice = jar.filter_cookies(node_a.url)[COOKIE].value
-            async with http.post(node_b.url / "login", json={"user": "bob"}) as resp:
+            async with http.post(newer.url / "login", json={"user": "bob"}) as resp:
                 assert resp.status == 200  # another tab logs in as bob over alice
             bob_ws = await http.ws_connect(node_a.url / "ws")
             assert (await bob_ws.receive_json(timeout=5))["user"] == "bob"
@@ -543,3 +648,50 @@ async def test_a_stale_logout_on_another_redis_node_closes_the_newer_login(
             async with http.get(node_a.url / "whoami") as resp:
                 assert (await resp.json())["user"] is None  # the browser is logged out...
             await expect_closed(bob_ws)  # ...and so is bob's socket in it
+            assert node_b.registry.stats()["superseded"] == 1
+
+
+@pytest.mark.redis
+async def test_with_redis_down_a_stale_login_is_refused_and_a_fresh_one_goes_through(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """Node B cannot look up what replaced a retired session while Redis is down: a
+    login sent with a cookie it knows is retired gets 503 and changes nothing
+    (counted); a login from a cookie that is not retired goes through."""
+    async with running(redis_nodes(redis_url, "AB")) as (node_a, node_b):
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            async with http.post(node_a.url / "login", json={"user": "alice"}) as resp:
+                assert resp.status == 200
+            as_alice = jar.filter_cookies(node_a.url)[COOKIE].value
+            async with http.post(node_a.url / "login", json={"user": "bob"}) as resp:
+                assert resp.status == 200  # on A: B does not know bob's session
+            as_bob = jar.filter_cookies(node_a.url)[COOKIE].value
+            bob_ws = await http.ws_connect(node_a.url / "ws")
+            assert (await bob_ws.receive_json(timeout=5))["user"] == "bob"
+            await until(lambda: node_b.registry.stats()["revoked"] >= 1)  # B heard the close
+            redis_server.kill()
+            try:
+                stale = {"Cookie": f"{COOKIE}={as_alice}"}
+                async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as old:
+                    url = node_b.url / "login"
+                    async with old.post(url, json={"user": "carol"}, headers=stale) as resp:
+                        assert resp.status == 503, await resp.text()
+                        assert COOKIE not in resp.cookies  # nothing saved
+                    assert node_b.registry.stats()["refused"]["lineage_unknown"] == 1
+                    async with old.post(url, json={"user": "dave"}) as resp:  # no cookie
+                        assert resp.status == 200, await resp.text()
+                        assert COOKIE in resp.cookies
+                await expect_open(bob_ws)
+                assert jar.filter_cookies(node_a.url)[COOKIE].value == as_bob
+            finally:
+                redis_server.start()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until `condition()` holds (checked every 20 ms)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)

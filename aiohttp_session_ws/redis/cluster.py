@@ -32,6 +32,7 @@ from aiohttp import web
 from ..close_sequence import CloseMark
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
+from ..lineage import LineageLookupError
 from ..logs import error_trace
 from ..options import check_seconds
 from ..registry import (
@@ -45,6 +46,7 @@ from . import wire
 from .calls import BoundedCalls
 from .health import Backoff, Health, RateLimitedLog, logger
 from .kinds import CloseKind, KeyCloses, SessionCloses
+from .lineage import SharedLineage
 from .listener import Listener
 from .membership import Membership
 from .outbox import Outbox
@@ -151,6 +153,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
         self._calls = BoundedCalls(self._health, redis_timeout)
         self.shared = SharedRevocations(transport, self._calls, self.revoked.ttl)
         self.shared_sequence = SharedCloseSequence(transport, self._calls, self.revoked.ttl)
+        self.shared_lineage = SharedLineage(transport, self._calls, self.revoked.ttl)
         self.kinds: dict[str, CloseKind] = {
             kind.scope: kind for kind in (SessionCloses(self), KeyCloses(self))
         }
@@ -299,6 +302,39 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
             return True
         return False
 
+    # -- lineage ---------------------------------------------------------------
+
+    async def successor(self, session_ws_id: Hashable) -> Hashable | None:
+        """The broker's answer (it holds what every node recorded), else this node's.
+
+        Raises `LineageLookupError` if the broker does not answer and this node
+        knows of no successor.
+        """
+        target = target_or_none(session_ws_id)
+        if target is not None and self._health.up:
+            try:
+                found = await self.shared_lineage.get(target)
+            except Exception as exc:  # recorded by the bounded call
+                local = self.lineage.get(session_ws_id)
+                if local is None:
+                    raise LineageLookupError("the broker did not answer") from exc
+                return local
+            if found is not None:
+                return found
+        local = self.lineage.get(session_ws_id)
+        if local is None and target is not None and not self._health.up:
+            raise LineageLookupError("the broker is down")
+        return local
+
+    async def record_successor(self, retired: Hashable, successor: Hashable) -> None:
+        """Locally and in the broker (queued in the outbox while it is down)."""
+        self.lineage.set(retired, successor)
+        retired_target = target_or_none(retired)
+        successor_target = target_or_none(successor)
+        if retired_target is not None and successor_target is not None:
+            mark = self.shared_lineage.mark(retired_target, successor_target)
+            await self._publisher.queue_marks([mark])
+
     # -- closing ---------------------------------------------------------------
 
     @overload
@@ -353,13 +389,10 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
         result = await self._publisher.close(self.kinds["key"], key, wait)
         return result if wait is not None else result.local
 
-    async def schedule_close_all_session(
-        self, request: web.Request, response: web.StreamResponse
+    async def schedule_close_id(
+        self, request: web.Request, response: web.StreamResponse, session_ws_id: Hashable
     ) -> None:
         """As in the core; a close the broker could not carry is logged, not lost silently."""
-        session_ws_id = await self.get_id(request)
-        if session_ws_id is None:
-            return
         await self.revoke(session_ws_id)
         self.after_response(request, response, lambda: self._close_reporting(session_ws_id))
 

@@ -97,8 +97,9 @@ async def rotate_session(request: web.Request, response: web.StreamResponse) -> 
     replaced on `response`.
     """
     old = await aiohttp_session.get_session(request)
+    old_id = await get_registry(request).get_id(request)
     await aiohttp_session.new_session(request)
-    if await retire_record(request, response, old):
+    if await retire_record(request, response, old, old_id):
         # A request that read the old session before this one retired it may
         # still write it back (last writer wins) if its own check ran just
         # before ours: write the tombstone again once `response` is delivered.

@@ -4,6 +4,8 @@
 - `GET /healthz`: touches no session;
 - `POST /slow-write`: reads the session, waits `SLOW_WRITE` seconds, then writes
   `session["last_seen"]` (an XHR in flight while the browser logs out);
+- `POST /slow-login`: reads the session, waits `SLOW_WRITE` seconds, then logs in as
+  the JSON body's `user` (a login in flight while another tab logs in);
 - `POST /stream-logout`: a streamed response (headers already sent) that calls
   `forget(request, response)` and writes `ok` or `error: ...`;
 - `GET /ws-auth`: a websocket on which the text `logout` calls `forget(request, ws)`
@@ -76,6 +78,14 @@ def add_session_routes(app: web.Application, style: str, *, rotate_session: bool
                         await ws.send_str("ok")
         return ws
 
+    async def slow_login(request: web.Request) -> web.Response:
+        user = (await request.json())["user"]
+        await aiohttp_session.get_session(request)
+        await asyncio.sleep(SLOW_WRITE)
+        response = web.json_response({"user": user})
+        await remember(request, response, user)
+        return response
+
     async def stream_logout(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         await response.prepare(request)  # headers sent: no cookie can change any more
@@ -90,6 +100,7 @@ def add_session_routes(app: web.Application, style: str, *, rotate_session: bool
     app.router.add_get("/form", form)
     app.router.add_post("/stream-logout", stream_logout)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/slow-login", slow_login)
     app.router.add_post("/slow-write", slow_write)
     app.router.add_get("/ws-auth", ws_auth)
 
