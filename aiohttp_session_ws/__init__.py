@@ -21,6 +21,7 @@ from .helpers import (
     set_session_ws_deadline,
 )
 from .ids import DEFAULT_ID_FACTORY
+from .lineage import LineageLookupError
 from .middleware import session_ws_middleware
 from .registry import DEFAULT_SESSION_KEY, RegistryStats, SessionWSRegistry
 
@@ -40,6 +41,7 @@ __all__ = [
     "SHUTDOWN_REASON",
     "TRY_AGAIN_LATER_CODE",
     "TRY_AGAIN_LATER_REASON",
+    "LineageLookupError",
     "RegistryStats",
     "SessionWSRegistry",
     "add_client_route",

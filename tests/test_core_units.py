@@ -6,6 +6,7 @@ import pytest
 
 from aiohttp_session_ws import SessionWSRegistry
 from aiohttp_session_ws.codes import encode_reason
+from aiohttp_session_ws.lineage import SessionLineage
 from aiohttp_session_ws.origin import normalize_origin
 from aiohttp_session_ws.revocation import RevokedIds
 
@@ -135,3 +136,33 @@ async def test_close_sockets_counts_only_the_closes_it_made() -> None:
     count = await close_sockets(sockets, code=4001, message=b"", timeout=1.0)
     assert count == 4
     assert [ws.calls for ws in sockets] == [1, 1, 0, 1, 1, 1]
+
+
+def test_lineage_keeps_the_latest_successor_until_it_expires() -> None:
+    now = [0.0]
+    lineage = SessionLineage(ttl=10, max_size=100, clock=lambda: now[0])
+    lineage.set("a", "b")
+    lineage.set("a", "c")  # a second response replaced "a": the latest one is kept
+    assert lineage.get("a") == "c"
+    assert lineage.get("b") is None
+    now[0] = 9.9
+    assert lineage.get("a") == "c"
+    now[0] = 10.0
+    assert lineage.get("a") is None
+    assert len(lineage) == 0
+
+
+def test_lineage_forgets_its_oldest_entry_when_full() -> None:
+    lineage = SessionLineage(ttl=1000, max_size=3, clock=lambda: 0.0)
+    for retired in "abcd":
+        lineage.set(retired, retired.upper())
+    assert lineage.get("a") is None
+    assert [lineage.get(r) for r in "bcd"] == ["B", "C", "D"]
+    assert len(lineage) == 3
+
+
+def test_lineage_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="revocation_ttl"):
+        SessionLineage(ttl=0)
+    with pytest.raises((TypeError, ValueError), match="revocation_max_size"):
+        SessionLineage(max_size=0)
