@@ -20,7 +20,7 @@ from yarl import URL
 
 from aiohttp_session_ws import SessionWSRegistry
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
-from tests.support.busy_browser import busy_nodes, busy_round
+from tests.support.busy_browser import busy_nodes, busy_round, racing_round
 from tests.support.cluster import FAST, eventually
 from tests.support.security_nodes import Served, redis_nodes, running
 from tests.support.sizes import size
@@ -265,3 +265,36 @@ async def test_busy_browser_login_then_logout_leaves_no_survivors(
     # stale reconnects (revoked ids, retired sessions) were refused.
     assert all(r.user_sockets_opened > 0 for r in results)
     assert refused["revoked"] + refused["stale_session"] > 0
+
+
+# -- logins racing logouts in one browser (stale tabs carrying an older cookie) -------
+
+RACING_ROUNDS = size(5, 200)
+
+
+@pytest.mark.timeout(size(180, 3600))
+@pytest.mark.parametrize(("storage", "nodes"), BUSY_TOPOLOGIES)
+async def test_logins_racing_stale_logouts_leave_no_socket_of_a_user_the_browser_is_not(
+    storage: str, nodes: int, request: pytest.FixtureRequest
+) -> None:
+    """alice's browser, 10 tabs reconnecting: a tab logs in as bob while stale tabs
+    still carrying alice's cookie log out and/or log in as carol, in random order and
+    timing. Whichever response the jar keeps, 0.7 s later no socket serves a user
+    the browser no longer is."""
+    redis_url = request.getfixturevalue("redis_url") if storage == "redis" or nodes > 1 else None
+    async with busy_nodes(storage, nodes, redis_url) as served:
+        results = [await racing_round(served, round_) for round_ in range(RACING_ROUNDS)]
+        superseded = sum(node.registry.stats()["superseded"] for node in served)
+    survived = [i for i, result in enumerate(results) if result.survived]
+    holders = Counter(str(r.holder) for r in results)
+    print(
+        f"\nlogins racing stale logouts {storage}/{nodes} node(s): {len(results)} rounds, "
+        f"{sum(r.sockets_opened for r in results)} sockets opened, browser ended as "
+        f"{dict(holders)}, rounds with survivors: {len(survived)} "
+        f"({sum(r.server_survivors for r in results)} server-side / "
+        f"{sum(r.client_survivors for r in results)} client-side), sessions superseded: "
+        f"{superseded}, rounds whose own session was ended too (fail closed): "
+        f"{sum(r.locked_out for r in results)}"
+    )
+    assert survived == [], [results[i] for i in survived]
+    assert superseded > 0  # the race reached the lineage

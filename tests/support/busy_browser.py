@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,6 +258,96 @@ async def busy_round(nodes: list[Served], round_: int, redis: Redis | None) -> R
             raw = await redis.get(f"{COOKIE}_{logged_in}")
             device.result.record_revived = raw is not None and USER.encode() in raw
         return device.result
+    finally:
+        device.stop.set()
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for tab in tabs:
+            if tab.ws is not None:
+                await tab.ws.close()
+        await device.close()
+
+
+# -- logins racing logouts in one browser -------------------------------------------
+
+RACERS = ("alice", "bob", "carol")
+RACING_TABS = 10
+
+
+@dataclass
+class RaceResult:
+    sockets_opened: int = 0
+    holder: str | None = None
+    """Who the browser is at the end (its jar's cookie)."""
+    server_survivors: int = 0
+    """Server-side sockets still open for a user the browser no longer is."""
+    client_survivors: int = 0
+    """Tabs still greeted as a user the browser no longer is, and not closed."""
+    locked_out: bool = False
+    """The browser's own session was ended too (fail closed): its next socket is refused."""
+
+    @property
+    def survived(self) -> bool:
+        return bool(self.server_survivors or self.client_survivors)
+
+
+async def stale_request(device: Device, cookie: str, path: str, body: Any = None) -> None:
+    """A POST that left the browser while its jar held `cookie`; the cookie its
+    response sets lands in the device's jar, as in a browser."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as old:
+        url = device.url(path)
+        async with old.post(url, json=body, headers={"Cookie": f"{COOKIE}={cookie}"}) as resp:
+            assert resp.status == 200, (path, resp.status, await resp.text())
+            device.jar.update_cookies(resp.cookies, resp.url)
+
+
+async def racing_round(nodes: list[Served], round_: int) -> RaceResult:
+    """alice is logged in with tabs reconnecting; then, in a random order with random
+    delays, another tab logs in as bob (with the jar's cookie) while stale tabs still
+    holding alice's cookie log out and/or log in as carol. 0.7 s after the last
+    response no socket may serve a user the browser (its jar) no longer is."""
+    rng = random.Random(round_)
+    device = Device(nodes, rng)
+    tabs = [Tab() for _ in range(RACING_TABS)]
+    workers: list[asyncio.Task[Any]] = []
+    result = RaceResult()
+    try:
+        await device.json("GET", "/form")
+        await device.json("POST", "/login", json={"user": "alice"})
+        as_alice = device.cookie()
+        assert as_alice is not None
+        workers += [asyncio.ensure_future(device.reconnecting(tab)) for tab in tabs]
+        assert await until(lambda: sum(t.greeted == "alice" for t in tabs) >= RACING_TABS // 2, 15)
+
+        async def after(delay: float, action: Awaitable[Any]) -> None:
+            await asyncio.sleep(delay)
+            await action
+
+        racers: list[Awaitable[Any]] = [device.json("POST", "/login", json={"user": "bob"})]
+        stale = rng.choice([["logout"], ["carol"], ["logout", "carol"]])
+        for what in stale:
+            if what == "logout":
+                racers.append(stale_request(device, as_alice, "/logout"))
+            else:
+                racers.append(stale_request(device, as_alice, "/login", {"user": "carol"}))
+        await asyncio.gather(*(after(rng.uniform(0, 0.03), racer) for racer in racers))
+        await asyncio.sleep(SURVIVOR_DEADLINE)
+        result.holder = (await device.json("GET", "/whoami"))["user"]
+        others = [user for user in RACERS if user != result.holder]
+        result.server_survivors = sum(
+            len(node.open_sockets(set(), user)) for node in nodes for user in others
+        )
+        result.client_survivors = sum(
+            tab.ws is not None and not tab.ws.closed and tab.greeted in others for tab in tabs
+        )
+        device.stop.set()
+        await asyncio.wait_for(asyncio.gather(*workers), 30)
+        ws, _ = await device.connect()
+        result.locked_out = ws.closed  # refused: closed at once instead of greeted
+        await ws.close()
+        result.sockets_opened = device.result.sockets_opened
+        return result
     finally:
         device.stop.set()
         for worker in workers:
