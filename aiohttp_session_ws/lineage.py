@@ -13,11 +13,28 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import NamedTuple
 
 from .options import check_count, check_seconds
 
 MAX_LINEAGE: int = 64
 """How many successive sessions `supersede` follows from one retired id at most."""
+
+RACE_WINDOW: float = 10.0
+"""Seconds after a session was ended by `supersede` during which a login or logout
+sent with its cookie ends its own new session too (the two responses race to the
+browser; the jar may keep either)."""
+
+
+class Ended(NamedTuple):
+    """Recorded in place of a successor: the session was ended by `supersede` at `at`
+    (seconds since the epoch), so whatever replaces it afterwards may race that end."""
+
+    at: float
+
+
+Successor = Hashable | Ended
+"""What the lineage records for a retired id: its successor's id, or `Ended`."""
 
 
 class SessionLineage:
@@ -33,19 +50,22 @@ class SessionLineage:
         self.ttl = check_seconds("revocation_ttl", ttl)
         self.max_size = check_count("revocation_max_size", max_size)
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, Hashable]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, Successor]] = OrderedDict()
 
-    def set(self, retired: Hashable, successor: Hashable) -> None:
-        """Record `successor` as the session that replaced `retired` (last one wins)."""
+    def swap(self, retired: Hashable, successor: Successor) -> Successor | None:
+        """Record `successor` for `retired`; return what was recorded before (or None)."""
+        previous = self.get(retired)
         now = self._clock()
         self._entries[retired] = (now + self.ttl, successor)
         self._entries.move_to_end(retired)
         self._purge(now)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
+        return previous
 
-    def get(self, retired: Hashable) -> Hashable | None:
-        """The latest session that replaced `retired`, or None (none known, or expired)."""
+    def get(self, retired: Hashable) -> Successor | None:
+        """What is recorded for `retired`: the latest session that replaced it, `Ended`,
+        or None (nothing, or expired)."""
         entry = self._entries.get(retired)
         if entry is None:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
@@ -28,7 +29,7 @@ from .codes import (
 from .expiry import SocketExpiry, check_expiry_time
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
 from .keys import ID_CHANGED, LOADED_CREATED
-from .lineage import MAX_LINEAGE, SessionLineage
+from .lineage import MAX_LINEAGE, RACE_WINDOW, Ended, SessionLineage, Successor
 from .logs import RateLimitedLog, error_trace
 from .options import check_name, check_seconds
 from .order import NEEDS_SESSION_MIDDLEWARE
@@ -566,14 +567,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
     # -- sessions replaced in their browser ----------------------------------
 
-    async def successor(self, session_ws_id: Hashable) -> Hashable | None:
-        """The id of the session that last replaced `session_ws_id` in its browser
-        (recorded by `supersede` within `revocation_ttl` seconds), or None."""
-        return self.lineage.get(session_ws_id)
-
-    async def record_successor(self, retired: Hashable, successor: Hashable) -> None:
-        """Remember that the session of `successor` replaced that of `retired`."""
-        self.lineage.set(retired, successor)
+    async def swap_successor(self, retired: Hashable, successor: Successor) -> Successor | None:
+        """Record (for `revocation_ttl` seconds) that `successor` replaced the session
+        of `retired` in its browser, or that it was `Ended`; return, atomically,
+        what was recorded before (None: nothing)."""
+        return self.lineage.swap(retired, successor)
 
     async def supersede(
         self,
@@ -592,21 +590,31 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         stale tab, two logins sent from one cookie), the browser's jar takes
         this response's cookie over that newer session's: that session, and
         each one that replaced it in turn, is revoked now and its sockets are
-        closed with the session-ended code once `response` is delivered. Fail
-        closed: a newer login that reaches the browser after this response is
-        ended too, and must log in again. Counted in `stats()["superseded"]`.
-        Errors of a shared lineage store (a cluster's broker) propagate.
+        closed with the session-ended code once `response` is delivered. If
+        `retired` itself was ended so within `RACE_WINDOW` seconds, `successor`
+        is ended too (the two responses race to the browser). Fail closed: a
+        login whose response reaches the browser last may be ended, and must
+        log in again. Counted in `stats()["superseded"]`. Errors of a shared
+        lineage store (a cluster's broker) propagate.
         """
+        now = time.time()
+        previous = await self.swap_successor(
+            retired, Ended(now) if successor is None else successor
+        )
         ended = 0
+        if isinstance(previous, Ended):
+            if successor is not None and now - previous.at < RACE_WINDOW:
+                await self.schedule_close_id(request, response, successor)
+                ended += 1
+            previous = None
         seen = {retired, successor}
-        current = await self.successor(retired)
+        current = previous
         while current is not None and current not in seen and ended < MAX_LINEAGE:
             seen.add(current)
             await self.schedule_close_id(request, response, current)
             ended += 1
-            current = await self.successor(current)
-        if successor is not None:
-            await self.record_successor(retired, successor)
+            following = await self.swap_successor(current, Ended(now))
+            current = None if isinstance(following, Ended) else following
         self._superseded += ended
         return ended
 

@@ -141,8 +141,8 @@ async def test_close_sockets_counts_only_the_closes_it_made() -> None:
 def test_lineage_keeps_the_latest_successor_until_it_expires() -> None:
     now = [0.0]
     lineage = SessionLineage(ttl=10, max_size=100, clock=lambda: now[0])
-    lineage.set("a", "b")
-    lineage.set("a", "c")  # a second response replaced "a": the latest one is kept
+    assert lineage.swap("a", "b") is None
+    assert lineage.swap("a", "c") == "b"  # a second response replaced "a": it learns of "b"
     assert lineage.get("a") == "c"
     assert lineage.get("b") is None
     now[0] = 9.9
@@ -155,7 +155,7 @@ def test_lineage_keeps_the_latest_successor_until_it_expires() -> None:
 def test_lineage_forgets_its_oldest_entry_when_full() -> None:
     lineage = SessionLineage(ttl=1000, max_size=3, clock=lambda: 0.0)
     for retired in "abcd":
-        lineage.set(retired, retired.upper())
+        lineage.swap(retired, retired.upper())
     assert lineage.get("a") is None
     assert [lineage.get(r) for r in "bcd"] == ["B", "C", "D"]
     assert len(lineage) == 3

@@ -304,3 +304,15 @@ def test_close_messages_carry_when_they_were_issued() -> None:
         body["at"] = bad
         with pytest.raises(wire.MessageError, match="'at'"):
             wire.decode(json.dumps(body).encode())
+
+
+def test_lineage_records_cross_nodes_as_json() -> None:
+    from aiohttp_session_ws.lineage import Ended
+    from aiohttp_session_ws.redis.lineage import decode, encode
+    from aiohttp_session_ws.redis.wire import MessageError
+
+    for successor in ("0af3", 7, ("user", 7), Ended(1_700_000_000.25)):
+        assert decode(encode(successor)) == successor
+    for foreign in (b"not json", b'{"ended": "soon"}', b'{"ended": true}', b"1.5"):
+        with pytest.raises(MessageError):
+            decode(foreign)

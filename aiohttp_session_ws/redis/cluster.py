@@ -32,7 +32,7 @@ from aiohttp import web
 from ..close_sequence import CloseMark
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
-from ..lineage import LineageLookupError
+from ..lineage import LineageLookupError, Successor
 from ..logs import error_trace
 from ..options import check_seconds
 from ..registry import (
@@ -47,6 +47,7 @@ from .calls import BoundedCalls
 from .health import Backoff, Health, RateLimitedLog, logger
 from .kinds import CloseKind, KeyCloses, SessionCloses
 from .lineage import SharedLineage
+from .lineage import encode as lineage_encode
 from .listener import Listener
 from .membership import Membership
 from .outbox import Outbox
@@ -55,7 +56,7 @@ from .recovery import Recovery
 from .result import ClusterCloseResult, ClusterPublishError
 from .revocations import SharedRevocations, target_or_none
 from .sequence import ClusterCloseMark, SharedCloseSequence, number, shared_part
-from .transport import CLOSE_COUNTER, Delivery, Transport
+from .transport import CLOSE_COUNTER, Delivery, Mark, Transport
 
 RECONCILE_BATCH = 500
 """Session ids checked per broker round trip when reconciling."""
@@ -304,36 +305,28 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
 
     # -- lineage ---------------------------------------------------------------
 
-    async def successor(self, session_ws_id: Hashable) -> Hashable | None:
-        """The broker's answer (it holds what every node recorded), else this node's.
-
-        Raises `LineageLookupError` if the broker does not answer and this node
-        knows of no successor.
-        """
-        target = target_or_none(session_ws_id)
-        if target is not None and self._health.up:
+    async def swap_successor(self, retired: Hashable, successor: Successor) -> Successor | None:
+        """In the broker, atomically (so two nodes superseding one session at once see
+        each other), and in this node's memory. If the broker does not answer, the
+        record waits in the outbox and this node's memory answers; if that knows
+        nothing either, raises `LineageLookupError`."""
+        local = self.lineage.swap(retired, successor)
+        target = target_or_none(retired)
+        if target is None:
+            return local
+        if self._health.up:
             try:
-                found = await self.shared_lineage.get(target)
-            except Exception as exc:  # recorded by the bounded call
-                local = self.lineage.get(session_ws_id)
-                if local is None:
-                    raise LineageLookupError("the broker did not answer") from exc
-                return local
-            if found is not None:
-                return found
-        local = self.lineage.get(session_ws_id)
-        if local is None and target is not None and not self._health.up:
-            raise LineageLookupError("the broker is down")
+                return await self.shared_lineage.swap(target, successor)
+            except Exception as exc:  # recorded by the bounded call (or a foreign record)
+                cause: Exception = exc
+        else:
+            cause = LineageLookupError("the broker is down")
+        await self._publisher.queue_marks(
+            [Mark(SharedLineage.name(target), self.revoked.ttl, lineage_encode(successor))]
+        )
+        if local is None:
+            raise LineageLookupError("the broker did not answer") from cause
         return local
-
-    async def record_successor(self, retired: Hashable, successor: Hashable) -> None:
-        """Locally and in the broker (queued in the outbox while it is down)."""
-        self.lineage.set(retired, successor)
-        retired_target = target_or_none(retired)
-        successor_target = target_or_none(successor)
-        if retired_target is not None and successor_target is not None:
-            mark = self.shared_lineage.mark(retired_target, successor_target)
-            await self._publisher.queue_marks([mark])
 
     # -- closing ---------------------------------------------------------------
 

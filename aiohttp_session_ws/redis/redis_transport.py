@@ -152,6 +152,19 @@ class RedisTransport:
 
         await self._call(run)
 
+    async def swap_mark(self, mark: Mark) -> bytes | None:
+        """GETSET and PEXPIRE in one MULTI (any Redis version; SET ... GET needs 6.2)."""
+
+        async def run() -> bytes | None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                key = self._key(mark.name)
+                pipe.getset(key, mark.value)
+                pipe.pexpire(key, _ms(mark.ttl))
+                before, _ = await pipe.execute()
+            return before.encode() if isinstance(before, str) else before
+
+        return await self._call(run)
+
     async def read_marks(self, names: Sequence[str]) -> list[bytes | None]:
         if not names:
             return []

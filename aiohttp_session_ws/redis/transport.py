@@ -102,6 +102,10 @@ class Transport(Protocol):
         into them, atomically.
         """
 
+    async def swap_mark(self, mark: Mark) -> bytes | None:
+        """Write one (unnumbered) mark and return its value before, atomically (None:
+        it was missing or expired)."""
+
     async def read_marks(self, names: Sequence[str]) -> list[bytes | None]:
         """The value of each mark (`CLOSE_COUNTER` included), or None where it is
         missing or expired (one round trip)."""

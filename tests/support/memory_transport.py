@@ -58,6 +58,11 @@ class MemoryTransport:
             value = number if mark.numbered else mark.value
             self.broker.marks[mark.name] = (value, time.monotonic() + mark.ttl)
 
+    async def swap_mark(self, mark: Mark) -> bytes | None:
+        (before,) = await self.read_marks([mark.name])
+        self.broker.marks[mark.name] = (mark.value, time.monotonic() + mark.ttl)
+        return before
+
     async def read_marks(self, names: Sequence[str]) -> list[bytes | None]:
         now = time.monotonic()
         found = [self.broker.marks.get(name) for name in names]

@@ -37,7 +37,7 @@ POLICIES = ("session-cookie", "session-redis", "cookies", "jwt")
 STYLES = ("wrapped", "dropin", "setup")
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
 COOKIE_KEY = base64.urlsafe_b64decode(base64.urlsafe_b64encode(b"k" * 32))
-USERS = frozenset({"alice", "bob"})
+USERS = frozenset({"alice", "bob", "carol"})
 
 Remember = Callable[..., Awaitable[None]]
 Forget = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
