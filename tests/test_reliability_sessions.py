@@ -600,6 +600,52 @@ async def test_ordinary_logins_logouts_and_stale_reads_supersede_nothing(
     assert app[REGISTRY_KEY].stats()["superseded"] == 0
 
 
+async def test_a_login_racing_the_stale_logout_that_ended_its_session_ends_too(
+    kind: str, devices: Devices
+) -> None:
+    """alice, then bob over her in one browser; alice's stale logout ends bob's
+    session. A login sent with bob's cookie (in flight during that logout) races it
+    to the jar, so its session is ended too (fail closed: its socket is refused);
+    the next login works."""
+    app, browsers = await devices()
+    browser: Browser = await browsers()
+    await login_with_pre_login_session(browser, "alice")
+    as_alice = browser.cookie()
+    await browser.login("bob")
+    as_bob = browser.cookie()
+    assert as_alice is not None and as_bob is not None
+    async with StaleTab(browser, as_alice) as stale, stale.http.post(stale.url("/logout")) as resp:
+        assert resp.status == 200
+    async with StaleTab(browser, as_bob) as bobs_tab:
+        await login_from(bobs_tab, "carol")  # left bob's tab before alice's stale logout
+    assert await browser.whoami() == "carol"
+    refused = await browser.client.ws_connect("/ws")
+    msg = await refused.receive(timeout=5)
+    assert msg.type is WSMsgType.CLOSE and refused.close_code == 4001, msg
+    assert app[REGISTRY_KEY].stats()["superseded"] == 2  # bob's session, then carol's
+    await browser.login("carol")  # logging in again works
+    carol_ws, seen = await browser.ws()
+    assert seen == "carol"
+    await expect_open(carol_ws)
+
+
+@pytest.mark.redis
+async def test_two_nodes_superseding_one_session_at_once_see_each_other(redis_url: str) -> None:
+    """The lineage swap is atomic in Redis: of two nodes recording a successor for one
+    retired id at the same moment, exactly one learns of the other's."""
+    async with running(redis_nodes(redis_url, "AB")) as (node_a, node_b):
+        a, b = node_a.registry, node_b.registry
+        for round_ in range(50):
+            retired = f"retired-{round_}"
+            found = await asyncio.gather(
+                a.swap_successor(retired, f"a-{round_}"), b.swap_successor(retired, f"b-{round_}")
+            )
+            assert sorted(map(str, found)) in (
+                ["None", f"a-{round_}"],
+                ["None", f"b-{round_}"],
+            ), found
+
+
 def cluster_nodes(redis_url: str, storage: str) -> list[Served]:
     """Two Redis nodes sharing one Redis; sessions in EncryptedCookieStorage or in
     RedisStorage on that same Redis."""
