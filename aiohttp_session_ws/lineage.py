@@ -20,26 +20,28 @@ from .options import check_count, check_seconds
 MAX_LINEAGE: int = 64
 """How many successive sessions `supersede` follows from one retired id at most."""
 
-RACE_WINDOW: float = 10.0
-"""Seconds after a session was ended by `supersede` during which a login or logout
-sent with its cookie ends its own new session too (the two responses race to the
-browser; the jar may keep either)."""
+
+class Link(NamedTuple):
+    """The session of `successor` replaced the retired one; recorded at `at` (seconds
+    since the epoch, `time.time()` of the node that recorded it)."""
+
+    successor: Hashable
+    at: float
 
 
 class Ended(NamedTuple):
-    """Recorded in place of a successor: the session was ended by `supersede` at `at`
-    (seconds since the epoch), so whatever replaces it afterwards may race that end."""
+    """The retired session was ended by `supersede` at `at` (seconds since the epoch)."""
 
     at: float
 
 
-Successor = Hashable | Ended
-"""What the lineage records for a retired id: its successor's id, or `Ended`."""
+Record = Link | Ended
+"""What the lineage holds for a retired id."""
 
 
 class SessionLineage:
-    """Remembers the latest successor of each retired id for `ttl` seconds, at most
-    `max_size` of them (the oldest is forgotten first)."""
+    """Remembers, for `ttl` seconds, what replaced each retired id (at most `max_size`
+    of them; the oldest is forgotten first)."""
 
     def __init__(
         self,
@@ -50,30 +52,30 @@ class SessionLineage:
         self.ttl = check_seconds("revocation_ttl", ttl)
         self.max_size = check_count("revocation_max_size", max_size)
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, Successor]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, Record]] = OrderedDict()
 
-    def swap(self, retired: Hashable, successor: Successor) -> Successor | None:
-        """Record `successor` for `retired`; return what was recorded before (or None)."""
+    def swap(self, retired: Hashable, record: Record) -> Record | None:
+        """Store `record` for `retired`; return what was stored before (or None)."""
         previous = self.get(retired)
         now = self._clock()
-        self._entries[retired] = (now + self.ttl, successor)
+        self._entries[retired] = (now + self.ttl, record)
         self._entries.move_to_end(retired)
         self._purge(now)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
         return previous
 
-    def get(self, retired: Hashable) -> Successor | None:
-        """What is recorded for `retired`: the latest session that replaced it, `Ended`,
-        or None (nothing, or expired)."""
+    def get(self, retired: Hashable) -> Record | None:
+        """What is stored for `retired`: a `Link` to the latest session that replaced
+        it, `Ended`, or None (nothing, or expired)."""
         entry = self._entries.get(retired)
         if entry is None:
             return None
-        expiry, successor = entry
+        expiry, record = entry
         if expiry <= self._clock():
             del self._entries[retired]
             return None
-        return successor
+        return record
 
     def __len__(self) -> int:
         self._purge(self._clock())

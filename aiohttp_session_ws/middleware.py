@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Hashable
 from typing import NamedTuple
 
@@ -49,14 +50,14 @@ async def session_ws_middleware(request: web.Request, handler: Handler) -> web.S
     if storage is None:  # a session placed on the request by hand (or none: it says so)
         await registry.ensure_id(request)
         return await handler(request)
-    arrived = Arrival(None, False)
+    arrived = Arrival(None, False, 0.0)
     if has_session_cookie(request):
         session_ws_id = await registry.get_id(request)
         session = await _get_session(request)  # loaded by get_id already
         if session_ws_id is not None:
-            arrived = Arrival(session_ws_id, session_ws_id in registry.revoked)
+            arrived = Arrival(session_ws_id, session_ws_id in registry.revoked, time.time())
         elif is_retired(session):
-            arrived = Arrival(retired_id(session), True)
+            arrived = Arrival(retired_id(session), True, time.time())
         elif not is_unknown(request, session):
             await registry.ensure_id(request)
     try:
@@ -75,6 +76,8 @@ class Arrival(NamedTuple):
     """Its websocket id (a tombstone's included), or None."""
     retired: bool
     """Already retired then (a tombstone, or an id this process knew was revoked)."""
+    at: float
+    """When (`time.time()`)."""
 
 
 async def _settle(
@@ -121,7 +124,9 @@ async def _supersede(
     in `stats()["refused"]["lineage_unknown"]`) a request whose cookie was
     already retired when it arrived; let others through (logged)."""
     try:
-        await registry.supersede(request, response, arrived.session_ws_id, session_ws_id)
+        await registry.supersede(
+            request, response, arrived.session_ws_id, session_ws_id, arrived_at=arrived.at
+        )
     except LineageLookupError:
         if not arrived.retired:
             _unchecked.warning("a login or logout went through with its lineage unchecked")

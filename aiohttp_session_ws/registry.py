@@ -29,7 +29,7 @@ from .codes import (
 from .expiry import SocketExpiry, check_expiry_time
 from .ids import IdFactory, call_id_factory, check_id_factory, default_id_factory, stored_id
 from .keys import ID_CHANGED, LOADED_CREATED
-from .lineage import MAX_LINEAGE, RACE_WINDOW, Ended, SessionLineage, Successor
+from .lineage import MAX_LINEAGE, Ended, Link, Record, SessionLineage
 from .logs import RateLimitedLog, error_trace
 from .options import check_name, check_seconds
 from .order import NEEDS_SESSION_MIDDLEWARE
@@ -567,11 +567,11 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
     # -- sessions replaced in their browser ----------------------------------
 
-    async def swap_successor(self, retired: Hashable, successor: Successor) -> Successor | None:
-        """Record (for `revocation_ttl` seconds) that `successor` replaced the session
-        of `retired` in its browser, or that it was `Ended`; return, atomically,
-        what was recorded before (None: nothing)."""
-        return self.lineage.swap(retired, successor)
+    async def swap_successor(self, retired: Hashable, record: Record) -> Record | None:
+        """Store `record` (a `Link` to the session that replaced that of `retired` in
+        its browser, or `Ended`) for `revocation_ttl` seconds; return, atomically,
+        what was stored before (None: nothing)."""
+        return self.lineage.swap(retired, record)
 
     async def supersede(
         self,
@@ -579,42 +579,43 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         response: web.StreamResponse,
         retired: Hashable,
         successor: Hashable | None,
+        *,
+        arrived_at: float | None = None,
     ) -> int:
         """`response` replaces, in its browser, the session of `retired` by the
         session of `successor` (None: one without an id); returns how many
         sessions that ends.
 
         `session_ws_middleware` calls it for every response that sets a new
-        session or id (a login or logout). If a response had already replaced
-        `retired` (the request carried an older cookie of the same browser: a
-        stale tab, two logins sent from one cookie), the browser's jar takes
-        this response's cookie over that newer session's: that session, and
-        each one that replaced it in turn, is revoked now and its sockets are
-        closed with the session-ended code once `response` is delivered. If
-        `retired` itself was ended so within `RACE_WINDOW` seconds, `successor`
-        is ended too (the two responses race to the browser). Fail closed: a
-        login whose response reaches the browser last may be ended, and must
-        log in again. Counted in `stats()["superseded"]`. Errors of a shared
-        lineage store (a cluster's broker) propagate.
+        session or id (a login or logout), with `arrived_at`, when its request
+        arrived (`time.time()`; default now). If a response had already
+        replaced `retired` (the request carried an older cookie of the same
+        browser: a stale tab, two logins from one cookie), the browser's jar
+        takes whichever cookie arrives last: that newer session, and each one
+        that replaced it in turn, is revoked now and its sockets are closed with
+        the session-ended code once `response` is delivered. If that happened
+        while this request was in flight (after `arrived_at`), no one can tell
+        which response the browser keeps: `successor` is ended too (fail
+        closed: the browser must log in again). Counted in
+        `stats()["superseded"]`. Errors of a shared lineage store (a
+        cluster's broker) propagate.
         """
         now = time.time()
-        previous = await self.swap_successor(
-            retired, Ended(now) if successor is None else successor
-        )
+        arrived_at = now if arrived_at is None else arrived_at
+        record = Ended(now) if successor is None else Link(successor, now)
+        previous = await self.swap_successor(retired, record)
+        current = previous.successor if isinstance(previous, Link) else None
         ended = 0
-        if isinstance(previous, Ended):
-            if successor is not None and now - previous.at < RACE_WINDOW:
-                await self.schedule_close_id(request, response, successor)
-                ended += 1
-            previous = None
+        if previous is not None and previous.at >= arrived_at and successor is not None:
+            await self.schedule_close_id(request, response, successor)  # raced: end both
+            ended += 1
         seen = {retired, successor}
-        current = previous
         while current is not None and current not in seen and ended < MAX_LINEAGE:
             seen.add(current)
             await self.schedule_close_id(request, response, current)
             ended += 1
             following = await self.swap_successor(current, Ended(now))
-            current = None if isinstance(following, Ended) else following
+            current = following.successor if isinstance(following, Link) else None
         self._superseded += ended
         return ended
 

@@ -6,7 +6,7 @@ import pytest
 
 from aiohttp_session_ws import SessionWSRegistry
 from aiohttp_session_ws.codes import encode_reason
-from aiohttp_session_ws.lineage import SessionLineage
+from aiohttp_session_ws.lineage import Ended, Link, SessionLineage
 from aiohttp_session_ws.origin import normalize_origin
 from aiohttp_session_ws.revocation import RevokedIds
 
@@ -141,12 +141,13 @@ async def test_close_sockets_counts_only_the_closes_it_made() -> None:
 def test_lineage_keeps_the_latest_successor_until_it_expires() -> None:
     now = [0.0]
     lineage = SessionLineage(ttl=10, max_size=100, clock=lambda: now[0])
-    assert lineage.swap("a", "b") is None
-    assert lineage.swap("a", "c") == "b"  # a second response replaced "a": it learns of "b"
-    assert lineage.get("a") == "c"
+    assert lineage.swap("a", Link("b", 1.0)) is None
+    # a second response replaced "a": it learns of "b"
+    assert lineage.swap("a", Link("c", 2.0)) == Link("b", 1.0)
+    assert lineage.get("a") == Link("c", 2.0)
     assert lineage.get("b") is None
     now[0] = 9.9
-    assert lineage.get("a") == "c"
+    assert lineage.get("a") == Link("c", 2.0)
     now[0] = 10.0
     assert lineage.get("a") is None
     assert len(lineage) == 0
@@ -155,9 +156,9 @@ def test_lineage_keeps_the_latest_successor_until_it_expires() -> None:
 def test_lineage_forgets_its_oldest_entry_when_full() -> None:
     lineage = SessionLineage(ttl=1000, max_size=3, clock=lambda: 0.0)
     for retired in "abcd":
-        lineage.swap(retired, retired.upper())
+        lineage.swap(retired, Ended(0.0))
     assert lineage.get("a") is None
-    assert [lineage.get(r) for r in "bcd"] == ["B", "C", "D"]
+    assert [lineage.get(r) for r in "bcd"] == [Ended(0.0)] * 3
     assert len(lineage) == 3
 
 

@@ -307,12 +307,13 @@ def test_close_messages_carry_when_they_were_issued() -> None:
 
 
 def test_lineage_records_cross_nodes_as_json() -> None:
-    from aiohttp_session_ws.lineage import Ended
+    from aiohttp_session_ws.lineage import Ended, Link
     from aiohttp_session_ws.redis.lineage import decode, encode
     from aiohttp_session_ws.redis.wire import MessageError
 
-    for successor in ("0af3", 7, ("user", 7), Ended(1_700_000_000.25)):
-        assert decode(encode(successor)) == successor
-    for foreign in (b"not json", b'{"ended": "soon"}', b'{"ended": true}', b"1.5"):
+    for record in (Link("0af3", 1.5), Link(7, 2), Link(("user", 7), 3.0), Ended(1.7e9)):
+        assert decode(encode(record)) == record
+    foreign = (b"not json", b'{"ended": "soon"}', b'{"ended": true}', b"1.5", b'{"id": "x"}')
+    for value in foreign:
         with pytest.raises(MessageError):
-            decode(foreign)
+            decode(value)

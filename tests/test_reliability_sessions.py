@@ -29,6 +29,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from yarl import URL
 
 from aiohttp_session_ws import REGISTRY_KEY
+from aiohttp_session_ws.lineage import Link
 from aiohttp_session_ws.redis import RedisSessionWSRegistry
 from tests.support.cluster import FAST
 from tests.support.redis_server import RedisServer
@@ -511,11 +512,12 @@ async def test_two_logins_from_one_cookie_leave_no_socket_of_the_first(
     await expect_closed(bob_ws)
 
 
-async def test_a_login_in_flight_while_another_tab_logs_in_ends_the_one_answered_first(
+async def test_two_logins_in_flight_at_once_end_both_and_the_next_login_works(
     kind: str, devices: Devices
 ) -> None:
-    """Two logins from one cookie, both in flight at once: the first to answer is
-    taken over by the second in the browser's jar, and ends."""
+    """Two logins from one cookie, both in flight at once: no one can tell which
+    response the browser's jar keeps, so both sessions end (fail closed) and the
+    browser logs in again."""
     app, browsers = await devices()
     browser: Browser = await browsers()
     async with browser.client.get("/form") as resp:
@@ -537,12 +539,21 @@ async def test_a_login_in_flight_while_another_tab_logs_in_ends_the_one_answered
         await alice  # answers last: the browser's jar takes alice's cookie
     assert await browser.whoami() == "alice"
     await expect_closed(bob_ws)
+    await expect_refused(browser)  # alice's session was ended too
+    assert app[REGISTRY_KEY].stats()["superseded"] == 2
+    await browser.login("alice")
     alice_ws, seen = await browser.ws()
     assert seen == "alice"
     await expect_open(alice_ws)
-    assert app[REGISTRY_KEY].stats()["superseded"] == 1
     await browser.logout()
     await expect_closed(alice_ws)
+
+
+async def expect_refused(browser: Browser) -> None:
+    """The browser's next socket is closed at once with 4001."""
+    ws = await browser.client.ws_connect("/ws")
+    msg = await ws.receive(timeout=5)
+    assert msg.type is WSMsgType.CLOSE and ws.close_code == 4001, msg
 
 
 async def test_a_stale_logout_ends_every_session_that_followed_in_that_browser(
@@ -600,13 +611,46 @@ async def test_ordinary_logins_logouts_and_stale_reads_supersede_nothing(
     assert app[REGISTRY_KEY].stats()["superseded"] == 0
 
 
-async def test_a_login_racing_the_stale_logout_that_ended_its_session_ends_too(
+async def test_a_login_in_flight_while_a_stale_logout_ends_its_session_ends_too(
     kind: str, devices: Devices
 ) -> None:
-    """alice, then bob over her in one browser; alice's stale logout ends bob's
-    session. A login sent with bob's cookie (in flight during that logout) races it
-    to the jar, so its session is ended too (fail closed: its socket is refused);
-    the next login works."""
+    """alice, then bob over her in one browser. A tab of bob's sends a (slow) login as
+    carol; while it is in flight, alice's stale logout ends bob's session. The two
+    responses race to the jar, so carol's session is ended too (fail closed); a
+    login sent after that works at once."""
+    app, browsers = await devices()
+    browser: Browser = await browsers()
+    await login_with_pre_login_session(browser, "alice")
+    as_alice = browser.cookie()
+    await browser.login("bob")
+    as_bob = browser.cookie()
+    assert as_alice is not None and as_bob is not None
+    async with StaleTab(browser, as_bob) as bobs_tab, StaleTab(browser, as_alice) as stale:
+
+        async def slow_login() -> None:
+            url = bobs_tab.url("/slow-login")
+            async with bobs_tab.http.post(url, json={"user": "carol"}) as resp:
+                assert resp.status == 200, await resp.text()
+
+        carol = asyncio.create_task(slow_login())
+        await asyncio.sleep(0.05)
+        async with stale.http.post(stale.url("/logout")) as resp:
+            assert resp.status == 200
+        await carol
+    assert await browser.whoami() == "carol"
+    await expect_refused(browser)
+    assert app[REGISTRY_KEY].stats()["superseded"] == 2  # bob's session, then carol's
+    await browser.login("carol")  # sent after the end: not ended
+    carol_ws, seen = await browser.ws()
+    assert seen == "carol"
+    await expect_open(carol_ws)
+
+
+async def test_a_login_sent_after_its_session_was_superseded_is_not_ended(
+    kind: str, devices: Devices
+) -> None:
+    """A browser left holding a superseded session (it got that response last) logs
+    in again at once: the new session is not ended."""
     app, browsers = await devices()
     browser: Browser = await browsers()
     await login_with_pre_login_session(browser, "alice")
@@ -616,17 +660,13 @@ async def test_a_login_racing_the_stale_logout_that_ended_its_session_ends_too(
     assert as_alice is not None and as_bob is not None
     async with StaleTab(browser, as_alice) as stale, stale.http.post(stale.url("/logout")) as resp:
         assert resp.status == 200
-    async with StaleTab(browser, as_bob) as bobs_tab:
-        await login_from(bobs_tab, "carol")  # left bob's tab before alice's stale logout
+    async with StaleTab(browser, as_bob) as late:  # the jar got bob's cookie back, last
+        await login_from(late, "carol")
     assert await browser.whoami() == "carol"
-    refused = await browser.client.ws_connect("/ws")
-    msg = await refused.receive(timeout=5)
-    assert msg.type is WSMsgType.CLOSE and refused.close_code == 4001, msg
-    assert app[REGISTRY_KEY].stats()["superseded"] == 2  # bob's session, then carol's
-    await browser.login("carol")  # logging in again works
     carol_ws, seen = await browser.ws()
     assert seen == "carol"
     await expect_open(carol_ws)
+    assert app[REGISTRY_KEY].stats()["superseded"] == 1
 
 
 @pytest.mark.redis
@@ -638,11 +678,12 @@ async def test_two_nodes_superseding_one_session_at_once_see_each_other(redis_ur
         for round_ in range(50):
             retired = f"retired-{round_}"
             found = await asyncio.gather(
-                a.swap_successor(retired, f"a-{round_}"), b.swap_successor(retired, f"b-{round_}")
+                a.swap_successor(retired, Link(f"a-{round_}", 1.0)),
+                b.swap_successor(retired, Link(f"b-{round_}", 2.0)),
             )
-            assert sorted(map(str, found)) in (
-                ["None", f"a-{round_}"],
-                ["None", f"b-{round_}"],
+            assert found in (
+                [None, Link(f"a-{round_}", 1.0)],
+                [Link(f"b-{round_}", 2.0), None],
             ), found
 
 

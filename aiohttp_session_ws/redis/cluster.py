@@ -32,7 +32,7 @@ from aiohttp import web
 from ..close_sequence import CloseMark
 from ..codes import SESSION_ENDED_CODE, SESSION_ENDED_REASON
 from ..ids import IdFactory, default_id_factory, fingerprint
-from ..lineage import LineageLookupError, Successor
+from ..lineage import LineageLookupError, Record
 from ..logs import error_trace
 from ..options import check_seconds
 from ..registry import (
@@ -305,24 +305,24 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
 
     # -- lineage ---------------------------------------------------------------
 
-    async def swap_successor(self, retired: Hashable, successor: Successor) -> Successor | None:
+    async def swap_successor(self, retired: Hashable, record: Record) -> Record | None:
         """In the broker, atomically (so two nodes superseding one session at once see
         each other), and in this node's memory. If the broker does not answer, the
         record waits in the outbox and this node's memory answers; if that knows
         nothing either, raises `LineageLookupError`."""
-        local = self.lineage.swap(retired, successor)
+        local = self.lineage.swap(retired, record)
         target = target_or_none(retired)
         if target is None:
             return local
         if self._health.up:
             try:
-                return await self.shared_lineage.swap(target, successor)
+                return await self.shared_lineage.swap(target, record)
             except Exception as exc:  # recorded by the bounded call (or a foreign record)
                 cause: Exception = exc
         else:
             cause = LineageLookupError("the broker is down")
         await self._publisher.queue_marks(
-            [Mark(SharedLineage.name(target), self.revoked.ttl, lineage_encode(successor))]
+            [Mark(SharedLineage.name(target), self.revoked.ttl, lineage_encode(record))]
         )
         if local is None:
             raise LineageLookupError("the broker did not answer") from cause

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..lineage import Ended, Successor
+from ..lineage import Ended, Link, Record
 from . import wire
 from .calls import BoundedCalls
 from .transport import Mark, Transport
@@ -25,33 +25,42 @@ class SharedLineage:
         """The mark's name: key names never show ids."""
         return f"successor:{wire.digest(retired)}"
 
-    async def swap(self, retired: wire.JSONTarget, successor: Successor) -> Successor | None:
-        """Record `successor` for `retired`; return what was recorded before (or None).
+    async def swap(self, retired: wire.JSONTarget, record: Record) -> Record | None:
+        """Store `record` for `retired`; return what was stored before (or None).
 
         Raises `TypeError` for a successor id that cannot be sent as JSON, and
         `wire.MessageError` for a record this library did not write.
         """
-        mark = Mark(self.name(retired), self.ttl, encode(successor))
+        mark = Mark(self.name(retired), self.ttl, encode(record))
         before = await self.calls(lambda: self.transport.swap_mark(mark), "recording a lineage")
         return None if before is None else decode(before)
 
 
-def encode(successor: Successor) -> bytes:
-    """A successor id as canonical JSON; `Ended` as ``{"ended": <seconds since the epoch>}``."""
-    if isinstance(successor, Ended):
-        return json.dumps({"ended": successor.at}).encode()
-    return wire.canonical(wire.to_json_target(successor)).encode()
+def encode(record: Record) -> bytes:
+    """``{"id": <the successor id as JSON>, "at": t}`` or ``{"ended": t}``."""
+    if isinstance(record, Ended):
+        return json.dumps({"ended": record.at}).encode()
+    return json.dumps(
+        {"id": wire.to_json_target(record.successor), "at": record.at}, separators=(",", ":")
+    ).encode()
 
 
-def decode(value: bytes) -> Successor:
-    """The inverse of `encode`."""
+def decode(value: bytes) -> Record:
+    """The inverse of `encode`; raises `wire.MessageError` for anything else."""
     try:
         data = json.loads(value)
     except ValueError as exc:
         raise wire.MessageError("unreadable lineage record") from exc
-    if isinstance(data, dict):
-        at = data.get("ended")
-        if not isinstance(at, int | float) or isinstance(at, bool):
-            raise wire.MessageError("unreadable lineage record")
-        return Ended(float(at))
-    return wire.from_json_target(data)
+    if not isinstance(data, dict):
+        raise wire.MessageError("unreadable lineage record")
+    if "ended" in data:
+        return Ended(_time(data["ended"]))
+    if "id" not in data:
+        raise wire.MessageError("unreadable lineage record")
+    return Link(wire.from_json_target(data["id"]), _time(data.get("at")))
+
+
+def _time(value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise wire.MessageError("unreadable lineage record")
+    return float(value)
