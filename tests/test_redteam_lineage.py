@@ -1,0 +1,94 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_reliability_sessions)
+"""Red-team probes of the session lineage (issue #11, item 5 follow-up).
+
+Each test here is a break found against branch `lead`: it is marked
+xfail(strict=True) until fixed, so the suite stays green.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from aiohttp_session_ws import stale
+from tests.support.security_app import Browser, expect_closed
+from tests.test_reliability_sessions import (  # noqa: F401 - fixtures
+    Devices,
+    StaleTab,
+    devices,
+    kind,
+    login_from,
+    login_with_pre_login_session,
+    redis_client,
+)
+
+
+class CookielessTab(StaleTab):
+    """A tab whose request left a browser whose jar held no session cookie yet."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.set_cookies: list[str] = []
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(self._on_response)
+        self.http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), trace_configs=[trace]
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="two logins from a cookieless browser: no arrived id, so no lineage; "
+    "the first login's socket survives the jar taking the second's cookie",
+)
+async def test_two_cookieless_logins_leave_no_socket_of_the_one_answered_first(
+    kind: str,
+    devices: Devices,
+) -> None:
+    _app, browsers = await devices()
+    browser: Browser = await browsers()
+    assert browser.cookie() is None
+    async with CookielessTab(browser) as tab_a, CookielessTab(browser) as tab_b:
+
+        async def slow_login() -> None:
+            url = tab_a.url("/slow-login")
+            async with tab_a.http.post(url, json={"user": "alice"}) as resp:
+                assert resp.status == 200, await resp.text()
+
+        alice = asyncio.create_task(slow_login())  # first visit: no cookie
+        await asyncio.sleep(0.05)
+        await login_from(tab_b, "bob")  # also cookieless, answers first
+        bob_ws, seen = await browser.ws()
+        assert seen == "bob"
+        await alice  # answers last: the jar takes alice's cookie
+    assert await browser.whoami() == "alice"
+    await expect_closed(bob_ws)  # bob's session is no longer in this browser
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.xfail(
+    strict=True,
+    reason="RedisStorage: the tombstone (RETIRED_RECORD_TTL, 60 s) expires long before "
+    "the lineage (revocation_ttl, 600 s): a stale login then loads as unknown, "
+    "supersedes nothing, and the newer login's socket survives",
+)
+async def test_a_stale_login_after_the_tombstone_expired_closes_the_newer_login(
+    kind: str,
+    devices: Devices,
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(stale, "RETIRED_RECORD_TTL", 1)  # stands for the 60 s default
+    _app, browsers = await devices()
+    browser: Browser = await browsers()
+    pre_login = await login_with_pre_login_session(browser, "alice")
+    alice_ws, seen = await browser.ws()
+    assert seen == "alice"
+    await asyncio.sleep(2.5)
+    async with StaleTab(browser, pre_login) as stale_tab:
+        await login_from(stale_tab, "bob")  # a tab's login, sent with the pre-login cookie
+    assert await browser.whoami() == "bob"
+    await expect_closed(alice_ws)
