@@ -15,7 +15,9 @@ import pytest
 
 from aiohttp_session_ws import stale
 from tests.support.security_app import Browser, expect_closed
+from tests.support.security_nodes import redis_nodes, running
 from tests.test_reliability_sessions import (  # noqa: F401 - fixtures
+    COOKIE,
     Devices,
     StaleTab,
     devices,
@@ -92,3 +94,42 @@ async def test_a_stale_login_after_the_tombstone_expired_closes_the_newer_login(
         await login_from(stale_tab, "bob")  # a tab's login, sent with the pre-login cookie
     assert await browser.whoami() == "bob"
     await expect_closed(alice_ws)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("stale_on", ["A", "B"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="the lineage lives in Redis only for the other node: after FLUSHALL (or a "
+    "Redis restart without persistence) a stale logout on the node that did not "
+    "serve the newer login finds no successor and the newer login's socket survives",
+)
+async def test_a_stale_logout_after_redis_was_flushed_closes_the_newer_login(
+    redis_url: str, stale_on: str
+) -> None:
+    import redis.asyncio
+
+    async with running(redis_nodes(redis_url, "AB")) as (node_a, node_b):
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            async with http.post(node_a.url / "login", json={"user": "alice"}) as resp:
+                assert resp.status == 200
+            as_alice = jar.filter_cookies(node_a.url)[COOKIE].value
+            async with http.post(node_a.url / "login", json={"user": "bob"}) as resp:
+                assert resp.status == 200
+            bob_ws = await http.ws_connect(node_a.url / "ws")
+            assert (await bob_ws.receive_json(timeout=5))["user"] == "bob"
+            client = redis.asyncio.Redis.from_url(redis_url)
+            await client.flushall()  # the private test server; stands for a restart
+            await client.aclose()
+            node = node_a if stale_on == "A" else node_b
+            stale = {"Cookie": f"{COOKIE}={as_alice}"}
+            async with (
+                aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as old,
+                old.post(node.url / "logout", headers=stale) as resp,
+            ):
+                assert resp.status == 200
+                jar.update_cookies(resp.cookies, resp.url)
+            async with http.get(node_a.url / "whoami") as resp:
+                assert (await resp.json())["user"] is None
+            await expect_closed(bob_ws)
