@@ -124,7 +124,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         try:
             # A retired session's cookie: the browser most likely holds the newer
             # one already, which a reconnect will present (the tombstone expires
-            # after RETIRED_RECORD_TTL seconds, then the cookie is merely unknown).
+            # after revocation_ttl seconds, then the cookie is merely unknown).
             refused = (
                 "stale_session" if retired else await registry.refuses(session_ws_id, keys, mark)
             )

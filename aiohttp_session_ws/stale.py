@@ -8,13 +8,14 @@ The rules here let the library tell such requests apart and never save for them:
 
 - a cookie that loads as a new (or an expired, empty) session is *unknown*;
 - a server-side record that a rotation retired holds only `RETIRED_KEY` (the
-  websocket id it had) for `RETIRED_RECORD_TTL` seconds (a *tombstone*), so its
+  websocket id it had) for the registry's `revocation_ttl` (a *tombstone*), so its
   cookie is told apart from an unknown one while tabs holding it may still be in
   flight, and a login or logout sent with it can end the sessions that replaced it.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Hashable
 from typing import Final
@@ -29,7 +30,7 @@ RETIRED_KEY: Final = "aiohttp_session_ws_retired"
 session had (True if it had none)."""
 
 RETIRED_RECORD_TTL: Final = 60
-"""Seconds a server-side storage keeps the tombstone of a retired session."""
+"""Seconds a server-side storage keeps the tombstone of a retired session, at least."""
 
 
 def has_session_cookie(request: web.Request) -> bool:
@@ -67,6 +68,7 @@ async def retire_record(
     response: web.StreamResponse,
     session: aiohttp_session.Session,
     session_ws_id: Hashable | None = None,
+    ttl: float = RETIRED_RECORD_TTL,
 ) -> bool:
     """Replace a server-side session's record by a tombstone that expires shortly.
 
@@ -76,7 +78,10 @@ async def retire_record(
     deleted on `response`; a session saved on it afterwards sets its own cookie
     over that. `session` is the tombstone afterwards: `save_record_now` writes
     it again. The tombstone keeps `session_ws_id` (the retired session's
-    websocket id; that of `session` if it is itself a tombstone).
+    websocket id; that of `session` if it is itself a tombstone) for `ttl`
+    seconds (at least `RETIRED_RECORD_TTL`; the registry passes its
+    `revocation_ttl`, so a login sent with the cookie finds the lineage as long
+    as the lineage lasts).
     """
     if session.identity is None:
         return False
@@ -84,7 +89,7 @@ async def retire_record(
         session_ws_id = retired_id(session)
     session.invalidate()
     session[RETIRED_KEY] = True if session_ws_id is None else session_ws_id
-    session.max_age = RETIRED_RECORD_TTL
+    session.max_age = max(RETIRED_RECORD_TTL, math.ceil(ttl))
     storage: aiohttp_session.AbstractStorage = request[aiohttp_session.STORAGE_KEY]
     await storage.save_session(request, response, session)
     storage.save_cookie(response, "")

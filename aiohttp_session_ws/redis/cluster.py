@@ -307,18 +307,21 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
 
     async def swap_successor(self, retired: Hashable, record: Record) -> Record | None:
         """In the broker, atomically (so two nodes superseding one session at once see
-        each other), and in this node's memory. If the broker does not answer, the
-        record waits in the outbox and this node's memory answers; if that knows
-        nothing either, raises `LineageLookupError`."""
+        each other), and in this node's memory, which answers where the broker has
+        nothing (Redis lost its data). If the broker does not answer, the record
+        waits in the outbox and this node's memory answers; if that knows nothing
+        either, raises `LineageLookupError`."""
         local = self.lineage.swap(retired, record)
         target = target_or_none(retired)
         if target is None:
             return local
         if self._health.up:
             try:
-                return await self.shared_lineage.swap(target, record)
+                shared = await self.shared_lineage.swap(target, record)
             except Exception as exc:  # recorded by the bounded call (or a foreign record)
                 cause: Exception = exc
+            else:  # Redis lost what this node recorded (a flush, a restart): keep ours
+                return local if shared is None else shared
         else:
             cause = LineageLookupError("the broker is down")
         await self._publisher.queue_marks(

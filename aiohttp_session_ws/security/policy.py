@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, Literal
 
 import aiohttp_session
 from aiohttp import web
 from aiohttp_security import AbstractIdentityPolicy
 
+from ..app import get_registry
 from ..options import check_flag
-from ..stale import RETIRED_RECORD_TTL, save_record_now
+from ..stale import save_record_now
 from .generations import (
     UserGenerations,
     check_generations,
@@ -94,6 +96,7 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
     ) -> None:
         check_identity(identity)
         in_place = await self._in_place(request, response, "remember")
+        retired = await get_registry(request).get_id(request) if in_place is not None else None
         await close_session_sockets_after(request, response)
         if self.rotate_session:
             await rotate_session(request, response)
@@ -102,26 +105,25 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
             await record_login(request, identity, self.generations)
         await rotate_websocket_id(request)
         if in_place is not None:
-            await save_record_now(request, in_place)
+            await _save_in_place(request, response, in_place, retired)
 
     async def forget(self, request: web.Request, response: web.StreamResponse) -> None:
         in_place = await self._in_place(request, response, "forget")
+        retired = await get_registry(request).get_id(request) if in_place is not None else None
         await close_session_sockets_after(request, response)
         await self.inner_policy.forget(request, response)
         if self.generations is not None:
             await forget_login(request)
         if in_place is not None and self.rotate_session:
             # No new cookie can reach the browser: empty its record instead, so
-            # its cookie loads as no session (anonymous; nothing is refused).
+            # its cookie names an anonymous session (nothing is refused), under a
+            # new websocket id.
             in_place.invalidate()
-            in_place.max_age = RETIRED_RECORD_TTL
-            await save_record_now(request, in_place)
-            return
-        if self.rotate_session:
+        elif self.rotate_session:
             await rotate_session(request, response)
         await rotate_websocket_id(request)
         if in_place is not None:
-            await save_record_now(request, in_place)
+            await _save_in_place(request, response, in_place, retired)
 
     async def _in_place(
         self,
@@ -136,3 +138,19 @@ class SessionWSIdentityPolicy(AbstractIdentityPolicy):
         return await session_to_change_in_place(
             request, response, self.inner_policy, action, rotate_session=self.rotate_session
         )
+
+
+async def _save_in_place(
+    request: web.Request,
+    response: web.StreamResponse,
+    session: aiohttp_session.Session,
+    retired: Hashable | None,
+) -> None:
+    """Write a record changed in place, and link its new websocket id to `retired`
+    (the one it had) as a login or logout over HTTP does, so a login or logout
+    sent later with an older cookie of the browser still reaches it."""
+    await save_record_now(request, session)
+    registry = get_registry(request)
+    successor = await registry.get_id(request)
+    if retired is not None and successor != retired:
+        await registry.supersede(request, response, retired, successor)

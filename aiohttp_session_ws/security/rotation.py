@@ -96,16 +96,15 @@ async def rotate_session(request: web.Request, response: web.StreamResponse) -> 
     once). Cookie storages keep nothing server-side: the old cookie is simply
     replaced on `response`.
     """
+    registry = get_registry(request)
     old = await aiohttp_session.get_session(request)
-    old_id = await get_registry(request).get_id(request)
+    old_id = await registry.get_id(request)
     await aiohttp_session.new_session(request)
-    if await retire_record(request, response, old, old_id):
+    if await retire_record(request, response, old, old_id, registry.revoked.ttl):
         # A request that read the old session before this one retired it may
         # still write it back (last writer wins) if its own check ran just
         # before ours: write the tombstone again once `response` is delivered.
-        get_registry(request).after_response(
-            request, response, functools.partial(save_record_now, request, old)
-        )
+        registry.after_response(request, response, functools.partial(save_record_now, request, old))
 
 
 async def rotate_websocket_id(request: web.Request) -> None:

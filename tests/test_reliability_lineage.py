@@ -1,8 +1,12 @@
 # ruff: noqa: F811  (pytest fixtures imported from test_reliability_sessions)
-"""Red-team probes of the session lineage (issue #11, item 5 follow-up).
+"""The red team's probes of the session lineage (issue #11, item 5 follow-up).
 
-Each test here is a break found against branch `lead`: it is marked
-xfail(strict=True) until fixed, so the suite stays green.
+Fixed: a stale login after a RedisStorage tombstone would have expired (tombstones
+now live as long as the lineage), a stale logout after Redis lost its data on the
+node that recorded the lineage, a stale login after a logout over the socket.
+Not held (strict xfails, README "What the library cannot promise"): logins and
+sockets of a browser that has no cookie yet, and the lineage another node
+recorded once Redis lost its data.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ class CookielessTab(StaleTab):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="two logins from a cookieless browser: no arrived id, so no lineage; "
-    "the first login's socket survives the jar taking the second's cookie",
+    reason="a browser with no cookie yet: no session id links two logins it sends at once "
+    "(a login page that writes a pre-login session first, e.g. a CSRF token, links them)",
 )
 async def test_two_cookieless_logins_leave_no_socket_of_the_one_answered_first(
     kind: str,
@@ -72,12 +76,6 @@ async def test_two_cookieless_logins_leave_no_socket_of_the_one_answered_first(
 
 @pytest.mark.redis
 @pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.redis)])
-@pytest.mark.xfail(
-    strict=True,
-    reason="RedisStorage: the tombstone (RETIRED_RECORD_TTL, 60 s) expires long before "
-    "the lineage (revocation_ttl, 600 s): a stale login then loads as unknown, "
-    "supersedes nothing, and the newer login's socket survives",
-)
 async def test_a_stale_login_after_the_tombstone_expired_closes_the_newer_login(
     kind: str,
     devices: Devices,
@@ -97,12 +95,19 @@ async def test_a_stale_login_after_the_tombstone_expired_closes_the_newer_login(
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("stale_on", ["A", "B"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lineage lives in Redis only for the other node: after FLUSHALL (or a "
-    "Redis restart without persistence) a stale logout on the node that did not "
-    "serve the newer login finds no successor and the newer login's socket survives",
+@pytest.mark.parametrize(
+    "stale_on",
+    [
+        "A",
+        pytest.param(
+            "B",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="after Redis lost its data, only the node that recorded the "
+                "lineage knows it",
+            ),
+        ),
+    ],
 )
 async def test_a_stale_logout_after_redis_was_flushed_closes_the_newer_login(
     redis_url: str, stale_on: str
@@ -136,12 +141,6 @@ async def test_a_stale_logout_after_redis_was_flushed_closes_the_newer_login(
 
 
 @pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.redis)])
-@pytest.mark.xfail(
-    strict=True,
-    reason="forget(request, ws) with RedisStorage changes the session in place without "
-    "recording a successor: the lineage from an older cookie stops there, and a stale "
-    "login from it leaves the later login's socket open",
-)
 async def test_a_stale_login_after_a_websocket_logout_closes_the_later_login(
     kind: str, devices: Devices
 ) -> None:
@@ -165,9 +164,8 @@ async def test_a_stale_login_after_a_websocket_logout_closes_the_later_login(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="two cookieless sockets (two tabs reconnecting on a first visit) each start "
-    "a session on their 101; the jar keeps the last, and the browser's login closes "
-    "only that one: the other tab's socket stays open, unaware of the login",
+    reason="two sockets of a browser with no cookie yet each start a session; the jar keeps "
+    "one, and the other (anonymous) socket is not linked to the browser's login",
 )
 async def test_two_cookieless_sockets_are_both_closed_by_the_browsers_login(
     kind: str, devices: Devices
