@@ -30,9 +30,12 @@ class Link(NamedTuple):
 
 
 class Ended(NamedTuple):
-    """The retired session was ended by `supersede` at `at` (seconds since the epoch)."""
+    """The session was ended by `supersede` at `at` (seconds since the epoch), for the
+    session `by` (None: one without an id) that the browser's jar took instead; or,
+    for a retired id, it was replaced by a session without an id."""
 
     at: float
+    by: Hashable | None = None
 
 
 Record = Link | Ended

@@ -593,7 +593,9 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         browser: a stale tab, two logins from one cookie), the browser's jar
         takes whichever cookie arrives last: that newer session, and each one
         that replaced it in turn, is revoked now and its sockets are closed with
-        the session-ended code once `response` is delivered. If that happened
+        the session-ended code once `response` is delivered; so is the session
+        that took the jar from an ended `retired` (the browser got the ended
+        session's response last, and now replaces it). If that happened
         while this request was in flight (after `arrived_at`), no one can tell
         which response the browser keeps: `successor` is ended too (fail
         closed: the browser must log in again). Counted in
@@ -604,7 +606,7 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         arrived_at = now if arrived_at is None else arrived_at
         record = Ended(now) if successor is None else Link(successor, now)
         previous = await self.swap_successor(retired, record)
-        current = previous.successor if isinstance(previous, Link) else None
+        current = _next_in_lineage(previous)
         ended = 0
         if previous is not None and previous.at >= arrived_at and successor is not None:
             await self.schedule_close_id(request, response, successor)  # raced: end both
@@ -614,8 +616,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
             seen.add(current)
             await self.schedule_close_id(request, response, current)
             ended += 1
-            following = await self.swap_successor(current, Ended(now))
-            current = following.successor if isinstance(following, Link) else None
+            following = await self.swap_successor(current, Ended(now, successor))
+            current = _next_in_lineage(following)
         self._superseded += ended
         return ended
 
@@ -727,6 +729,14 @@ def _discard(
     group.discard(wsr)
     if not group:
         del index[key]
+
+
+def _next_in_lineage(record: Record | None) -> Hashable | None:
+    """The session a lineage record leads to: the successor, or the one that took
+    the browser's jar from an ended session."""
+    if isinstance(record, Link):
+        return record.successor
+    return None if record is None else record.by
 
 
 def _is_upgrade(request: web.Request) -> bool:

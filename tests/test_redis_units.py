@@ -311,7 +311,8 @@ def test_lineage_records_cross_nodes_as_json() -> None:
     from aiohttp_session_ws.redis.lineage import decode, encode
     from aiohttp_session_ws.redis.wire import MessageError
 
-    for record in (Link("0af3", 1.5), Link(7, 2), Link(("user", 7), 3.0), Ended(1.7e9)):
+    records = (Link("0af3", 1.5), Link(7, 2), Link(("u", 7), 3.0), Ended(1.7e9), Ended(2.0, "b"))
+    for record in records:
         assert decode(encode(record)) == record
     foreign = (b"not json", b'{"ended": "soon"}', b'{"ended": true}', b"1.5", b'{"id": "x"}')
     for value in foreign:

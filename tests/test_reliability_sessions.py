@@ -639,7 +639,8 @@ async def test_a_login_in_flight_while_a_stale_logout_ends_its_session_ends_too(
         await carol
     assert await browser.whoami() == "carol"
     await expect_refused(browser)
-    assert app[REGISTRY_KEY].stats()["superseded"] == 2  # bob's session, then carol's
+    # bob's session; then carol's, and the stale logout's (the jar took carol's after it)
+    assert app[REGISTRY_KEY].stats()["superseded"] == 3
     await browser.login("carol")  # sent after the end: not ended
     carol_ws, seen = await browser.ws()
     assert seen == "carol"
@@ -650,7 +651,8 @@ async def test_a_login_sent_after_its_session_was_superseded_is_not_ended(
     kind: str, devices: Devices
 ) -> None:
     """A browser left holding a superseded session (it got that response last) logs
-    in again at once: the new session is not ended."""
+    in again at once: the new session is not ended, and the session that had
+    superseded it (no longer in the jar) is."""
     app, browsers = await devices()
     browser: Browser = await browsers()
     await login_with_pre_login_session(browser, "alice")
@@ -660,13 +662,17 @@ async def test_a_login_sent_after_its_session_was_superseded_is_not_ended(
     assert as_alice is not None and as_bob is not None
     async with StaleTab(browser, as_alice) as stale, stale.http.post(stale.url("/logout")) as resp:
         assert resp.status == 200
+    anonymous_ws, seen = await browser.ws()  # a tab, with the stale logout's cookie
+    assert seen is None
     async with StaleTab(browser, as_bob) as late:  # the jar got bob's cookie back, last
         await login_from(late, "carol")
     assert await browser.whoami() == "carol"
+    await expect_closed(anonymous_ws)  # the stale logout's session is gone from the jar
     carol_ws, seen = await browser.ws()
     assert seen == "carol"
     await expect_open(carol_ws)
-    assert app[REGISTRY_KEY].stats()["superseded"] == 1
+    # bob's session, then the stale logout's, whose cookie the jar no longer holds
+    assert app[REGISTRY_KEY].stats()["superseded"] == 2
 
 
 @pytest.mark.redis

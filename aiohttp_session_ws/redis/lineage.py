@@ -37,9 +37,10 @@ class SharedLineage:
 
 
 def encode(record: Record) -> bytes:
-    """``{"id": <the successor id as JSON>, "at": t}`` or ``{"ended": t}``."""
+    """``{"id": <the successor id as JSON>, "at": t}`` or ``{"ended": t, "by": <id or null>}``."""
     if isinstance(record, Ended):
-        return json.dumps({"ended": record.at}).encode()
+        by = None if record.by is None else wire.to_json_target(record.by)
+        return json.dumps({"ended": record.at, "by": by}, separators=(",", ":")).encode()
     return json.dumps(
         {"id": wire.to_json_target(record.successor), "at": record.at}, separators=(",", ":")
     ).encode()
@@ -54,7 +55,8 @@ def decode(value: bytes) -> Record:
     if not isinstance(data, dict):
         raise wire.MessageError("unreadable lineage record")
     if "ended" in data:
-        return Ended(_time(data["ended"]))
+        by = data.get("by")
+        return Ended(_time(data["ended"]), None if by is None else wire.from_json_target(by))
     if "id" not in data:
         raise wire.MessageError("unreadable lineage record")
     return Link(wire.from_json_target(data["id"]), _time(data.get("at")))
