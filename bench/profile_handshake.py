@@ -37,6 +37,15 @@ from . import load
 from .procs import SERVERS
 
 CONTENDERS = {"ours": "session_ws_app.py", "bare": "bare.py"}
+SERVER_ENV = {
+    # Fixed string hashes: set and dict layouts repeat from run to run.
+    "PYTHONHASHSEED": "0",
+    # Blocks from 4 KiB up are mmapped, so a growing one (the regex engine's stack,
+    # about 20 per connect) is mremapped, not copied: whether glibc can grow it in
+    # place depends on the heap's layout, which any code change shifts, and the
+    # copies swing the count by about 12,000 instructions per connect.
+    "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096",
+}
 SETTLE = 1.0
 """Seconds to wait after the cycles, before counting stops (under callgrind the
 server runs about 50 times slower than the client)."""
@@ -61,8 +70,7 @@ class CallgrindServer:
             stderr=subprocess.DEVNULL,
             text=True,
             cwd=SERVERS,
-            # Fixed string hashes: set and dict layouts repeat from run to run.
-            env={**os.environ, "PYTHONHASHSEED": "0"},
+            env={**os.environ, **SERVER_ENV},
         )
         assert self.proc.stdout is not None
         line = ""
