@@ -88,6 +88,10 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         "__waiter",
     )
 
+    # aiohttp's responses hash by identity in Python (hash(id(self))); the same
+    # identity hash in C spares the registry's sets a Python call per lookup.
+    __hash__ = object.__hash__
+
     def __init__(
         self,
         *,
