@@ -4,17 +4,18 @@
 
 Each contender's server (`bench/servers/session_ws_app.py` for `ours`,
 `bench/servers/bare.py` for `bare`, as the handshake scenario starts them) runs
-under `valgrind --tool=callgrind --instr-atstart=no`. The client (this process,
-aiohttp's client as in the bench) logs in and warms the server up with connects
-that are not counted, then `callgrind_control -i on` starts the count, N
-connect+close cycles run (the handshake scenario's `load.connect_close`, one at a
-time by default, so the server's work per connect does not depend on how the
-machine schedules the two processes), and `callgrind_control -i off` stops it. The
-server is then stopped and the count (the `totals:` Ir of the callgrind
-output) is divided by N. Instruction counts do not depend on the other load on the
-machine; they repeat within about 0.1-0.5% (the cyclic GC and aiohttp's timers are
-the noise). Run it from the project's venv; it needs `valgrind` (with
-`callgrind_control`) on PATH.
+under `valgrind --tool=callgrind --instr-atstart=no` with PYTHONHASHSEED=0. The
+client (this process, aiohttp's client as in the bench) logs in and warms the
+server up with connects that are not counted, then `callgrind_control -i on`
+starts the count, N connect+close cycles run (the handshake scenario's
+`load.connect_close`, one at a time by default, so the server's work per connect
+does not depend on how the machine schedules the two processes), and
+`callgrind_control -i off` stops it. The server is then stopped and the count (the
+`totals:` Ir of the callgrind output) is divided by N, once in all and once without
+the instructions spent in libc's realloc (see `REALLOC_LINE`). The second figure is
+the one to compare builds with: it does not depend on the other load on the machine
+and repeats within about 0.1% for the same build. Run it from the project's venv;
+it needs `valgrind` (with `callgrind_control` and `callgrind_annotate`) on PATH.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,15 +39,14 @@ from . import load
 from .procs import SERVERS
 
 CONTENDERS = {"ours": "session_ws_app.py", "bare": "bare.py"}
-SERVER_ENV = {
-    # Fixed string hashes: set and dict layouts repeat from run to run.
-    "PYTHONHASHSEED": "0",
-    # Blocks from 4 KiB up are mmapped, so a growing one (the regex engine's stack,
-    # about 20 per connect) is mremapped, not copied: whether glibc can grow it in
-    # place depends on the heap's layout, which any code change shifts, and the
-    # copies swing the count by about 12,000 instructions per connect.
-    "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096",
-}
+SERVER_ENV = {"PYTHONHASHSEED": "0"}
+"""Fixed string hashes: set and dict layouts repeat from run to run."""
+REALLOC_LINE = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*malloc\.c:realloc ", re.MULTILINE)
+"""libc's realloc in `callgrind_annotate --inclusive=yes`: not counted in the second
+figure. The regex engine grows its stacks with it (about 20 per connect, in code
+ours and bare share); whether a block grows in place or is copied depends on the
+heap's layout, which any code change shifts, and those copies alone moved the count
+by about 12,000 instructions per connect between builds."""
 SETTLE = 1.0
 """Seconds to wait after the cycles, before counting stops (under callgrind the
 server runs about 50 times slower than the client)."""
@@ -61,6 +62,11 @@ class CallgrindServer:
                 "valgrind",
                 "--tool=callgrind",
                 "--instr-atstart=no",
+                # Not counted: libc's realloc. The regex engine grows its stacks with
+                # it (about 20 per connect, in code ours and bare share); whether a
+                # block grows in place or is copied depends on the heap's layout,
+                # which any code change shifts, and the copies alone swung the count
+                # by about 12,000 instructions per connect between builds.
                 f"--callgrind-out-file={out_file}",
                 sys.executable,
                 "-s",
@@ -95,15 +101,25 @@ class CallgrindServer:
             timeout=120,
         )
 
-    def stop(self) -> int:
-        """Stop the server (SIGTERM); return the instructions counted."""
+    def stop(self) -> tuple[int, int]:
+        """Stop the server (SIGTERM); return the instructions counted, and those
+        spent in libc's `realloc` (callers included)."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(300)
         text = self.out_file.read_text()
         found = re.search(r"^totals:\s+(\d+)", text, re.MULTILINE)
         if found is None:
             raise RuntimeError(f"no instruction total in {self.out_file}")
-        return int(found.group(1))
+        annotated = subprocess.run(
+            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(self.out_file)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        in_realloc = sum(
+            int(match.group(1).replace(",", "")) for match in REALLOC_LINE.finditer(annotated)
+        )
+        return int(found.group(1)), in_realloc
 
 
 async def cycles(base: URL, n: int, concurrency: int) -> None:
@@ -118,8 +134,11 @@ async def cycles(base: URL, n: int, concurrency: int) -> None:
     await asyncio.sleep(SETTLE)
 
 
-def measure(name: str, connects: int, warmup: int, concurrency: int, out_dir: Path) -> float:
-    """Instructions per connect of one contender's server (one fresh process)."""
+def measure(
+    name: str, connects: int, warmup: int, concurrency: int, out_dir: Path
+) -> tuple[float, float]:
+    """Instructions per connect of one contender's server (one fresh process): all
+    of them, and all but those in libc's realloc."""
     out_file = out_dir / f"callgrind.{name}.{os.getpid()}.{time.monotonic_ns()}"
     server = CallgrindServer(CONTENDERS[name], out_file)
     try:
@@ -130,7 +149,8 @@ def measure(name: str, connects: int, warmup: int, concurrency: int, out_dir: Pa
     except BaseException:
         server.proc.kill()
         raise
-    return server.stop() / connects
+    total, in_realloc = server.stop()
+    return total / connects, (total - in_realloc) / connects
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,26 +168,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("needs valgrind and callgrind_control on PATH")
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in args.contenders}
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.keep or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
-        results: dict[str, list[float]] = {name: [] for name in args.contenders}
         for _ in range(args.repeat):
             for name in args.contenders:  # alternate, as the bench does
-                per = measure(name, args.connects, args.warmup, args.concurrency, out_dir)
-                results[name].append(per)
-                print(f"{name}: {per:,.0f} instructions/connect", file=sys.stderr, flush=True)
+                run = measure(name, args.connects, args.warmup, args.concurrency, out_dir)
+                runs[name].append(run)
+                print(f"{name}: {run[0]:,.0f} ({run[1]:,.0f} w/o realloc)", file=sys.stderr)
     print(
         f"{args.connects} counted connects after {args.warmup} warm-up, "
-        f"{args.concurrency} in flight"
+        f"{args.concurrency} in flight; M instructions per connect, mean of {args.repeat}"
     )
-    best = {name: min(values) for name, values in results.items()}
-    for name, values in results.items():
-        runs = ", ".join(f"{v / 1e6:.4f}" for v in values)
-        print(f"{name:5} {best[name] / 1e6:.4f} M instructions/connect (runs: {runs})")
-    if "ours" in best and "bare" in best:
-        ours, bare = best["ours"], best["bare"]
-        print(f"ours/bare {ours / bare:.3f}  bare/ours {bare / ours:.3f}")
+    means = {}
+    for name, values in runs.items():
+        total = statistics.fmean(v[0] for v in values)
+        net = statistics.fmean(v[1] for v in values)
+        means[name] = (total, net)
+        each = ", ".join(f"{v[1] / 1e6:.4f}" for v in values)
+        print(
+            f"{name:5} {total / 1e6:.4f} in all, {net / 1e6:.4f} without libc realloc "
+            f"(runs: {each})"
+        )
+    if "ours" in means and "bare" in means:
+        ours, bare = means["ours"], means["bare"]
+        print(
+            f"bare/ours {bare[0] / ours[0]:.3f} in all, {bare[1] / ours[1]:.3f} without "
+            f"realloc (ours/bare {ours[1] / bare[1]:.3f})"
+        )
     return 0
 
 
