@@ -73,7 +73,10 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 text="this URL is a websocket endpoint: connect with a websocket client",
             )
         session_ws_id = await registry.get_id(request)
-        session = await _get_session(request)  # loaded by get_id already
+        # Loaded by get_id already (unless an override keeps the id elsewhere).
+        session = request.get(aiohttp_session.SESSION_KEY)
+        if session is None:
+            session = await _get_session(request)
         retired = is_retired(session)
         # A stale cookie: saving a session for it could replace the browser's
         # newer cookie. Its socket gets an id of its own that is never saved.
@@ -82,12 +85,15 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             session_ws_id = await registry._stored_new_id(request)
         registry.handshake_started(session_ws_id)
         try:
-            return await self._open(ws, session_ws_id, session, stale=stale, retired=retired)
+            return await self._open(
+                registry, ws, session_ws_id, session, stale=stale, retired=retired
+            )
         finally:
             registry.handshake_ended(session_ws_id)
 
     async def _open(
         self,
+        registry: SessionWSRegistry,
         ws: SessionWebSocketResponse,
         session_ws_id: Hashable,
         session: aiohttp_session.Session,
@@ -96,7 +102,6 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         retired: bool,
     ) -> web.WebSocketResponse:
         request = self.request
-        registry = self.registry
         # Taken before the keys are computed: a key closed while they are
         # (an identity lookup may take a while) refuses the socket below.
         mark = registry.close_mark()
@@ -156,7 +161,9 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         # cancellation landing in an await below must not leave the socket registered.
         ws = self.response
         if ws is not None:
-            self.registry.unregister(self.session_ws_id, ws)
+            registry = self._registry
+            assert registry is not None  # set by __aenter__
+            registry.unregister(self.session_ws_id, ws)
             # A close under way finishes its handshake before aiohttp, once
             # the handler returns, closes the connection.
             await ws.stop_reading()

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from .keys import ID_CHANGED, LOADED_CREATED, OPEN_SOCKET, OPEN_SOCKET_ID, SOCKET_DEADLINE
 
+_NUMBERS = (int, float)
+
 COMPACT_SLACK = 64
 """Stale heap entries tolerated beyond the live ones before the heap is rebuilt."""
 
@@ -47,18 +49,21 @@ def session_expiry(request: web.Request, session: aiohttp_session.Session) -> fl
     it had when loaded is what the client's cookie or record carries.
     """
     storage = request.get(aiohttp_session.STORAGE_KEY)
-    ages = [
-        float(age)
-        for age in (getattr(storage, "max_age", None), session.max_age)
-        if isinstance(age, int | float) and not isinstance(age, bool)
-    ]
-    if not ages:
+    shortest: float | None = None
+    for age in (getattr(storage, "max_age", None), session.max_age):
+        if (
+            isinstance(age, _NUMBERS)
+            and not isinstance(age, bool)
+            and (shortest is None or age < shortest)
+        ):
+            shortest = float(age)
+    if shortest is None:
         return None
     created = session.created
     loaded = request.get(LOADED_CREATED)
     if loaded is not None and loaded[0] is session and not request.get(ID_CHANGED):
         created = min(created, loaded[1])
-    return created + min(ages)
+    return created + shortest
 
 
 class Deadlines:

@@ -755,8 +755,10 @@ async def _get_session(
     (e.g. SimpleCookieStorage fed garbage); the request is served as a new
     session instead, which the session middleware saves over the bad cookie.
     """
-    loading = request.get(aiohttp_session.SESSION_KEY) is None
-    if loading and request.get(aiohttp_session.STORAGE_KEY) is None:
+    session: aiohttp_session.Session | None = request.get(aiohttp_session.SESSION_KEY)
+    if session is not None:  # loaded already (or placed by hand): as get_session would
+        return session
+    if request.get(aiohttp_session.STORAGE_KEY) is None:
         # No middleware and no session placed on the request (as unit tests
         # with make_mocked_request do): aiohttp_session's own error is vaguer.
         raise RuntimeError(NEEDS_SESSION_MIDDLEWARE)
@@ -770,6 +772,5 @@ async def _get_session(
             type(exc).__name__,
         )
         return await aiohttp_session.new_session(request)
-    if loading:
-        request[LOADED_CREATED] = (session, session.created)
+    request[LOADED_CREATED] = (session, session.created)
     return session

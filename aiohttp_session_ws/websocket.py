@@ -36,6 +36,9 @@ READ_AHEAD_BYTES: Final = 2**16
 """The reader stops reading (and aiohttp's flow control applies) while this much
 received data waits for a handler that does not read."""
 
+READER_TASK_NAME: Final = "aiohttp_session_ws reader"
+"""The name of each socket's reader task (as `asyncio.all_tasks()` lists it)."""
+
 _ENDS: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 _DATA: Final = frozenset({WSMsgType.TEXT, WSMsgType.BINARY})
 _NOT_CLOSING: Final = 0
@@ -88,6 +91,10 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         "__waiter",
     )
 
+    # aiohttp's responses hash by identity in Python (hash(id(self))); the same
+    # identity hash in C spares the registry's sets a Python call per lookup.
+    __hash__ = object.__hash__
+
     def __init__(
         self,
         *,
@@ -117,7 +124,10 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             self.__owned = True
             self.__transport = request.transport
             self.__reading = True
-            self.__reader = asyncio.get_running_loop().create_task(self.__read())
+            # Named: a default name is formatted per task ("Task-<n>").
+            self.__reader = asyncio.get_running_loop().create_task(
+                self.__read(), name=READER_TASK_NAME
+            )
         return writer
 
     # -- the reader --------------------------------------------------------
