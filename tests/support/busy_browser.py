@@ -222,6 +222,18 @@ async def until(check: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+async def tear_down(device: Device, workers: list[asyncio.Task[Any]], tabs: list[Tab]) -> None:
+    """Stop the device's tabs and workers, close their sockets and the device."""
+    device.stop.set()
+    for worker in workers:
+        worker.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    for tab in tabs:
+        if tab.ws is not None:
+            await tab.ws.close()
+    await device.close()
+
+
 async def busy_round(nodes: list[Served], round_: int, redis: Redis | None) -> RoundResult:
     """One login-then-logout round of a busy browser; see the module docstring."""
     device = Device(nodes, random.Random(round_))
@@ -259,14 +271,7 @@ async def busy_round(nodes: list[Served], round_: int, redis: Redis | None) -> R
             device.result.record_revived = raw is not None and USER.encode() in raw
         return device.result
     finally:
-        device.stop.set()
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        for tab in tabs:
-            if tab.ws is not None:
-                await tab.ws.close()
-        await device.close()
+        await tear_down(device, workers, tabs)
 
 
 # -- logins racing logouts in one browser -------------------------------------------
@@ -349,11 +354,4 @@ async def racing_round(nodes: list[Served], round_: int) -> RaceResult:
         result.sockets_opened = device.result.sockets_opened
         return result
     finally:
-        device.stop.set()
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        for tab in tabs:
-            if tab.ws is not None:
-                await tab.ws.close()
-        await device.close()
+        await tear_down(device, workers, tabs)
