@@ -73,10 +73,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 text="this URL is a websocket endpoint: connect with a websocket client",
             )
         session_ws_id = await registry.get_id(request)
-        # Loaded by get_id already (unless an override keeps the id elsewhere).
-        session = request.get(aiohttp_session.SESSION_KEY)
-        if session is None:
-            session = await _get_session(request)
+        session = await _get_session(request)  # loaded by get_id already (unless overridden)
         retired = is_retired(session)
         # A stale cookie: saving a session for it could replace the browser's
         # newer cookie. Its socket gets an id of its own that is never saved.
