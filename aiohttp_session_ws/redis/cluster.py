@@ -47,7 +47,6 @@ from .calls import BoundedCalls
 from .health import Backoff, Health, RateLimitedLog, logger
 from .kinds import CloseKind, KeyCloses, SessionCloses
 from .lineage import SharedLineage
-from .lineage import encode as lineage_encode
 from .listener import Listener
 from .membership import Membership
 from .outbox import Outbox
@@ -56,7 +55,7 @@ from .recovery import Recovery
 from .result import ClusterCloseResult, ClusterPublishError
 from .revocations import SharedRevocations, target_or_none
 from .sequence import ClusterCloseMark, SharedCloseSequence, number, shared_part
-from .transport import CLOSE_COUNTER, Delivery, Mark, Transport
+from .transport import CLOSE_COUNTER, Delivery, Transport
 
 RECONCILE_BATCH = 500
 """Session ids checked per broker round trip when reconciling."""
@@ -324,9 +323,7 @@ class ClusterSessionWSRegistry(SessionWSRegistry):
                 return local if shared is None else shared
         else:
             cause = LineageLookupError("the broker is down")
-        await self._publisher.queue_marks(
-            [Mark(SharedLineage.name(target), self.revoked.ttl, lineage_encode(record))]
-        )
+        await self._publisher.queue_marks([self.shared_lineage.mark(target, record)])
         if local is None:
             raise LineageLookupError("the broker did not answer") from cause
         return local

@@ -25,13 +25,20 @@ class SharedLineage:
         """The mark's name: key names never show ids."""
         return f"successor:{wire.digest(retired)}"
 
+    def mark(self, retired: wire.JSONTarget, record: Record) -> Mark:
+        """The mark storing `record` for `retired` (for the outbox when the broker is down).
+
+        Raises `TypeError` for a successor id that cannot be sent as JSON.
+        """
+        return Mark(self.name(retired), self.ttl, encode(record))
+
     async def swap(self, retired: wire.JSONTarget, record: Record) -> Record | None:
         """Store `record` for `retired`; return what was stored before (or None).
 
         Raises `TypeError` for a successor id that cannot be sent as JSON, and
         `wire.MessageError` for a record this library did not write.
         """
-        mark = Mark(self.name(retired), self.ttl, encode(record))
+        mark = self.mark(retired, record)
         before = await self.calls(lambda: self.transport.swap_mark(mark), "recording a lineage")
         return None if before is None else decode(before)
 
