@@ -24,6 +24,7 @@ from tests.test_reliability_sessions import (  # noqa: F401 - fixtures
     COOKIE,
     Devices,
     StaleTab,
+    alice_then_bob,
     devices,
     kind,
     login_from,
@@ -117,13 +118,7 @@ async def test_a_stale_logout_after_redis_was_flushed_closes_the_newer_login(
     async with running(redis_nodes(redis_url, "AB")) as (node_a, node_b):
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
-            async with http.post(node_a.url / "login", json={"user": "alice"}) as resp:
-                assert resp.status == 200
-            as_alice = jar.filter_cookies(node_a.url)[COOKIE].value
-            async with http.post(node_a.url / "login", json={"user": "bob"}) as resp:
-                assert resp.status == 200
-            bob_ws = await http.ws_connect(node_a.url / "ws")
-            assert (await bob_ws.receive_json(timeout=5))["user"] == "bob"
+            as_alice, _, bob_ws = await alice_then_bob(http, node_a, node_a)
             client = redis.asyncio.Redis.from_url(redis_url)
             await client.flushall()  # the private test server; stands for a restart
             await client.aclose()

@@ -712,6 +712,22 @@ def cluster_nodes(redis_url: str, storage: str) -> list[Served]:
     return nodes
 
 
+async def alice_then_bob(
+    http: aiohttp.ClientSession, node_a: Served, bob_on: Served
+) -> tuple[str, str, aiohttp.ClientWebSocketResponse]:
+    """Log the browser (`http`, with its jar) in as alice on `node_a`, then as bob over
+    her on `bob_on`, and open bob's socket on `node_a`. Returns alice's cookie, bob's,
+    and bob's socket."""
+    cookies: list[str] = []
+    for user, node in (("alice", node_a), ("bob", bob_on)):
+        async with http.post(node.url / "login", json={"user": user}) as resp:
+            assert resp.status == 200
+        cookies.append(http.cookie_jar.filter_cookies(node_a.url)[COOKIE].value)
+    bob_ws = await http.ws_connect(node_a.url / "ws")
+    assert (await bob_ws.receive_json(timeout=5))["user"] == "bob"
+    return cookies[0], cookies[1], bob_ws
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("storage", ["cookie", "redis"])
 @pytest.mark.parametrize("newer_login_on", ["A", "B"])
@@ -724,13 +740,7 @@ async def test_a_stale_logout_on_another_redis_node_closes_the_newer_login(
         newer = node_a if newer_login_on == "A" else node_b
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
-            async with http.post(node_a.url / "login", json={"user": "alice"}) as resp:
-                assert resp.status == 200
-            as_alice = jar.filter_cookies(node_a.url)[COOKIE].value
-            async with http.post(newer.url / "login", json={"user": "bob"}) as resp:
-                assert resp.status == 200  # another tab logs in as bob over alice
-            bob_ws = await http.ws_connect(node_a.url / "ws")
-            assert (await bob_ws.receive_json(timeout=5))["user"] == "bob"
+            as_alice, _, bob_ws = await alice_then_bob(http, node_a, newer)
             stale = {"Cookie": f"{COOKIE}={as_alice}"}  # alice's logout, sent before that login
             async with (
                 aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as old,
@@ -754,14 +764,8 @@ async def test_with_redis_down_a_stale_login_is_refused_and_a_fresh_one_goes_thr
     async with running(redis_nodes(redis_url, "AB")) as (node_a, node_b):
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
-            async with http.post(node_a.url / "login", json={"user": "alice"}) as resp:
-                assert resp.status == 200
-            as_alice = jar.filter_cookies(node_a.url)[COOKIE].value
-            async with http.post(node_a.url / "login", json={"user": "bob"}) as resp:
-                assert resp.status == 200  # on A: B does not know bob's session
-            as_bob = jar.filter_cookies(node_a.url)[COOKIE].value
-            bob_ws = await http.ws_connect(node_a.url / "ws")
-            assert (await bob_ws.receive_json(timeout=5))["user"] == "bob"
+            # both on A: B does not know bob's session
+            as_alice, as_bob, bob_ws = await alice_then_bob(http, node_a, node_a)
             await until(lambda: node_b.registry.stats()["revoked"] >= 1)  # B heard the close
             redis_server.kill()
             try:
