@@ -72,8 +72,12 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 headers={"Upgrade": "websocket", "Connection": "Upgrade"},
                 text="this URL is a websocket endpoint: connect with a websocket client",
             )
-        session_ws_id = await registry.get_id(request)
-        session = await _get_session(request)  # loaded by get_id already (unless overridden)
+        session = request.get(aiohttp_session.SESSION_KEY)
+        if session is not None and registry._ids_in_session:  # the common case, without a call
+            session_ws_id = registry._id_in_session(request, session)
+        else:
+            session_ws_id = await registry.get_id(request)
+            session = await _get_session(request)  # loaded by get_id already (unless overridden)
         retired = is_retired(session)
         # A stale cookie: saving a session for it could replace the browser's
         # newer cookie. Its socket gets an id of its own that is never saved.
@@ -103,10 +107,12 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         # (an identity lookup may take a while) refuses the socket below.
         mark = registry.close_mark()
         unidentified: KeyProviderError | None = None
-        try:
-            keys = await registry.keys_for(request)
-        except KeyProviderError as exc:  # whose socket it is is unknown: refuse it below
-            keys, unidentified = (), exc
+        keys: tuple[Hashable, ...] = ()
+        if registry._asks_for_keys():
+            try:
+                keys = await registry.keys_for(request)
+            except KeyProviderError as exc:  # whose socket it is is unknown: refuse it below
+                unidentified = exc
         if request.get(ID_CHANGED) and not stale:
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.
@@ -127,9 +133,12 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             # A retired session's cookie: the browser most likely holds the newer
             # one already, which a reconnect will present (the tombstone expires
             # after revocation_ttl seconds, then the cookie is merely unknown).
-            refused = (
-                "stale_session" if retired else await registry.refuses(session_ws_id, keys, mark)
-            )
+            if retired:
+                refused: str | None = "stale_session"
+            elif not keys and registry._answers_locally:  # the common case, without a call
+                refused = "revoked" if session_ws_id in registry.revoked else None
+            else:
+                refused = await registry.refuses(session_ws_id, keys, mark)
         except BaseException:  # __aexit__ will not run: undo what __aenter__ did
             registry.unregister(session_ws_id, ws)
             await ws.stop_reading()
@@ -143,8 +152,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 message=registry.close_message,
                 timeout=registry.close_timeout,
             )
-        else:
-            await registry.enforce_deadline(request, session_ws_id, ws)
+        elif not registry._watch_deadline(request, session_ws_id, ws):  # enforce_deadline, inline
+            await registry._refuse_expired(session_ws_id, ws)
         return ws
 
     async def __aexit__(
@@ -163,4 +172,5 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             registry.unregister(self.session_ws_id, ws)
             # A close under way finishes its handshake before aiohttp, once
             # the handler returns, closes the connection.
-            await ws.stop_reading()
+            if ws._reading_or_closing:
+                await ws.stop_reading()

@@ -15,7 +15,7 @@ from numbers import Real
 import aiohttp_session
 from aiohttp import web
 
-from .keys import ID_CHANGED, LOADED_CREATED, OPEN_SOCKET, OPEN_SOCKET_ID, SOCKET_DEADLINE
+from .keys import ID_CHANGED, LOADED_CREATED, OPEN_SOCKET, SOCKET_DEADLINE
 
 _NUMBERS = (int, float)
 
@@ -174,6 +174,7 @@ class SocketExpiry:
         self._sockets: dict[web.WebSocketResponse, tuple[Hashable, float]] = {}
         # session id -> the latest expiry seen for it (while it has expiring sockets)
         self._sessions: dict[Hashable, float] = {}
+        self._noted = False  # whether `note` ever put a deadline on a request
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -186,11 +187,11 @@ class SocketExpiry:
         The deadline is the earlier of its session's expiry (`session_expiry`) and
         one set on `request` with `note` before the socket opened.
         """
-        request[OPEN_SOCKET] = weakref.ref(wsr)  # the socket refers to the request
-        request[OPEN_SOCKET_ID] = session_ws_id
+        request[OPEN_SOCKET] = (weakref.ref(wsr), session_ws_id)  # the socket refers to the request
         session = request.get(aiohttp_session.SESSION_KEY)
         session_until = None if session is None else session_expiry(request, session)
-        fixed = request.get(SOCKET_DEADLINE, math.inf)
+        # A lookup that misses costs an exception: none is made before any deadline was noted.
+        fixed = request.get(SOCKET_DEADLINE, math.inf) if self._noted else math.inf
         if session_until is not None:
             known = self._sessions.get(session_ws_id, -math.inf)
             self._sessions[session_ws_id] = session_until = max(known, session_until)
@@ -208,11 +209,12 @@ class SocketExpiry:
     ) -> tuple[web.WebSocketResponse | None, Hashable]:
         """Record a deadline on `request` (the earliest wins); return the socket it
         opened, if any, and that socket's session id."""
+        self._noted = True
         current = request.get(SOCKET_DEADLINE)
         if current is None or expires_at < current:
             request[SOCKET_DEADLINE] = expires_at
-        socket = request.get(OPEN_SOCKET)
-        return None if socket is None else socket(), request.get(OPEN_SOCKET_ID)
+        opened = request.get(OPEN_SOCKET)
+        return (None, None) if opened is None else (opened[0](), opened[1])
 
     def tighten(
         self, wsr: web.WebSocketResponse, session_ws_id: Hashable, expires_at: float

@@ -18,19 +18,17 @@ if TYPE_CHECKING or hasattr(web, "RequestKey"):
         "aiohttp_session_ws_loaded_created"
     )
     SOCKET_DEADLINE: Final = web.RequestKey("aiohttp_session_ws_deadline", float)
-    OPEN_SOCKET: Final[web.RequestKey[weakref.ref[web.WebSocketResponse]]] = web.RequestKey(
-        "aiohttp_session_ws_socket"
+    OPEN_SOCKET: Final[web.RequestKey[tuple[weakref.ref[web.WebSocketResponse], Hashable]]] = (
+        web.RequestKey("aiohttp_session_ws_socket")
     )
-    OPEN_SOCKET_ID: Final[web.RequestKey[Hashable]] = web.RequestKey("aiohttp_session_ws_socket_id")
 else:  # aiohttp < 3.12 has no RequestKey
     ID_CHANGED: Final = "aiohttp_session_ws_id_changed"
     LOADED_CREATED: Final = "aiohttp_session_ws_loaded_created"
     SOCKET_DEADLINE: Final = "aiohttp_session_ws_deadline"
     OPEN_SOCKET: Final = "aiohttp_session_ws_socket"
-    OPEN_SOCKET_ID: Final = "aiohttp_session_ws_socket_id"
 """ID_CHANGED: set on a request whose websocket id changed, so `session_ws` saves the
 session. LOADED_CREATED: the session as first loaded and its `created` time.
 SOCKET_DEADLINE: the earliest deadline set with `set_deadline` (seconds since the
-epoch). OPEN_SOCKET, OPEN_SOCKET_ID: a weak reference to the socket `session_ws` registered for
-the request (the socket refers to its request: a strong one would make a reference
-cycle, freed only by the cyclic GC), and its websocket id."""
+epoch). OPEN_SOCKET: a weak reference to the socket `session_ws` registered for the
+request (the socket refers to its request: a strong one would make a reference cycle,
+freed only by the cyclic GC), and its websocket id."""

@@ -132,6 +132,17 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         self._mark = CloseMark(self.close_sequence.current)  # see close_mark()
         self._refusals = RateLimitedLog(logger)
         self._unreadable = RateLimitedLog(logger)
+        cls = type(self)
+        self._ids_in_session = cls.get_id is SessionWSRegistry.get_id
+        """Whether the id is read from the session as here (`get_id` is not overridden):
+        `session_ws` then reads it with `_id_in_session`, without a call to `get_id`."""
+        self._answers_locally = (
+            cls.refuses is SessionWSRegistry.refuses
+            and cls.is_revoked is SessionWSRegistry.is_revoked
+        )
+        """Whether `refuses` asks only this process's memory (neither it nor
+        `is_revoked` is overridden): `session_ws` then looks a socket without extra
+        keys up in `revoked` itself."""
 
     # -- Mapping -----------------------------------------------------------
 
@@ -168,7 +179,12 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
 
     async def get_id(self, request: web.Request) -> Hashable | None:
         """The request's current websocket id, or None (also for a value no id can be)."""
-        session = await _get_session(request, self._unreadable)
+        return self._id_in_session(request, await _get_session(request, self._unreadable))
+
+    def _id_in_session(
+        self, request: web.Request, session: aiohttp_session.Session
+    ) -> Hashable | None:
+        """`get_id` for the request's loaded `session` (which `get_id` reads unless overridden)."""
         value = session.get(self.session_key)
         session_ws_id = stored_id(value)
         if session_ws_id is None and value is not None:
@@ -234,6 +250,14 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
     def add_key_provider(self, provider: KeyProvider) -> None:
         """Index every new socket under the keys `provider(request)` returns too."""
         self._key_providers.append(provider)
+
+    def _asks_for_keys(self) -> bool:
+        """Whether `keys_for` may return keys (a provider is set, or it is overridden)."""
+        return bool(
+            _global_key_providers
+            or self._key_providers
+            or type(self).keys_for is not SessionWSRegistry.keys_for
+        )
 
     async def keys_for(self, request: web.Request) -> tuple[Hashable, ...]:
         """The extra index keys for a socket opened by `request` (global providers first)."""
@@ -378,8 +402,17 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         same session shows it was renewed. A socket whose deadline has already
         passed is unregistered and closed at once (counted as `refused["expired"]`).
         """
-        if self._expiry.watch(request, session_ws_id, wsr):
-            return
+        if not self._watch_deadline(request, session_ws_id, wsr):
+            await self._refuse_expired(session_ws_id, wsr)
+
+    def _watch_deadline(
+        self, request: web.Request, session_ws_id: Hashable, wsr: web.WebSocketResponse
+    ) -> bool:
+        """`enforce_deadline`'s first step: give `wsr` its deadline; False if it has passed."""
+        return self._expiry.watch(request, session_ws_id, wsr)
+
+    async def _refuse_expired(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
+        """`enforce_deadline`'s second step: unregister and close a socket already expired."""
         self.unregister(session_ws_id, wsr)
         self._refused["expired"] += 1
         await close_sockets(

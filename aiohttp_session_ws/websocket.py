@@ -288,6 +288,11 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def _reading_or_closing(self) -> bool:
+        """Whether `stop_reading` has anything to wait for (a reader task, a close under way)."""
+        return self.__reader is not None or self.__closing == _CLOSING
+
     async def stop_reading(self) -> None:
         """Wait for a close under way, then stop the reader: the handler is done.
 
