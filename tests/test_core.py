@@ -24,6 +24,7 @@ from aiohttp_session_ws import (
     session_ws_middleware,
     setup,
 )
+from aiohttp_session_ws.keys import ID_CHANGED
 from tests import legacy_example
 from tests.core_app import make_app
 
@@ -415,6 +416,52 @@ async def test_extra_keys_close_across_sessions(aiohttp_client: Any) -> None:
         assert not await registry.refuses(session_ws_id, [("user", "bob")])
         assert not await registry.refuses(session_ws_id)
     again = await laptop.ws_connect("/ws")
+    msg = await again.receive(timeout=5)
+    while msg.type is WSMsgType.TEXT:
+        msg = await again.receive(timeout=5)
+    assert msg.type is WSMsgType.CLOSE and again.close_code == SESSION_ENDED_CODE
+    assert registry.stats()["refused"]["revoked"] == 1
+
+
+class OverridingRegistry(SessionWSRegistry):
+    """Overrides what `session_ws` otherwise answers without a call (get_id and
+    set_id, keys_for, refuses): each must still be asked at every handshake."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: tuple[Any, ...] = ()
+        self.refusal: str | None = None
+
+    async def get_id(self, request: web.Request) -> Any:  # the id under a key of its own
+        return (await aiohttp_session.get_session(request)).get("my_id")
+
+    async def set_id(self, request: web.Request, session_ws_id: Any) -> None:
+        (await aiohttp_session.get_session(request))["my_id"] = session_ws_id
+        request[ID_CHANGED] = True
+
+    async def keys_for(self, request: web.Request) -> tuple[Any, ...]:
+        return self.keys
+
+    async def refuses(self, session_ws_id: Any, keys: Any = (), mark: Any = None) -> str | None:
+        return self.refusal or await super().refuses(session_ws_id, keys, mark)
+
+
+async def test_a_subclass_overriding_the_handshake_lookups_is_asked(aiohttp_client: Any) -> None:
+    registry = OverridingRegistry()
+    client = await aiohttp_client(make_app(registry))
+    session_ws_id = (await (await client.get("/id")).json())["id"]
+    # get_id: the socket is registered under the id the override reads.
+    ws, socket_id = await open_ws(client)
+    assert socket_id == session_ws_id and session_ws_id in registry
+    await ws.close()
+    # keys_for: its keys index the socket.
+    registry.keys = (("device", "laptop"),)
+    ws, _ = await open_ws(client)
+    assert await registry.close_all_key(("device", "laptop")) == 1
+    await expect_close(ws, SESSION_ENDED_CODE)
+    # refuses: a socket without keys that it refuses is closed at once.
+    registry.keys, registry.refusal = (), "revoked"
+    again = await client.ws_connect("/ws")
     msg = await again.receive(timeout=5)
     while msg.type is WSMsgType.TEXT:
         msg = await again.receive(timeout=5)
