@@ -1,4 +1,4 @@
-"""The websocket `session_ws` yields: aiohttp's, read by a task the library owns.
+"""The websocket `session_ws` yields: aiohttp's, with closes that finish their handshake.
 
 Everything here that depends on how aiohttp's `WebSocketResponse` behaves is in
 this module (tested on the minimum supported aiohttp and on the latest).
@@ -8,12 +8,21 @@ Why a reader task: aiohttp's `close()` completes the RFC 6455 closing handshake
 blocked in `receive()`. Called from another task while the handler waits in
 `receive()`, it closes TCP right after its Close frame, and a client answering a
 moment later reports 1006 instead of the code. And a handler that never reads
-never answers a client's Close or pings. Here the only caller of aiohttp's
-`receive()` is a small task owned by the socket: it answers pings and the
-client's Close as aiohttp does, and hands every message to the handler's
-`receive()`. Before a close started by anyone else, that read is cancelled (the
-path aiohttp's own receive timeouts take), so aiohttp's `close()` reads the
-client's Close frame itself.
+never answers a client's Close or pings.
+
+Here a close started by another task first interrupts the pending read, by
+cancelling it (the path aiohttp's own receive timeouts take), so that aiohttp's
+`close()` reads the client's Close frame itself. Who reads:
+
+- While the handler reads (it is in `receive()`, or back in it within one pass
+  of the event loop), it reads from aiohttp itself, as with a plain socket; a
+  close from another task cancels that read and the handler's `receive()`
+  swallows exactly that cancellation (any other is re-raised), waits for the
+  close, and returns CLOSING.
+- Once the handler is found not reading (one loop pass after the upgrade or
+  after a read returned), a small reader task owned by the socket reads from then
+  on: it answers pings and the client's Close as aiohttp does and hands every
+  message to the handler's `receive()`; a close cancels the reader's read.
 """
 
 from __future__ import annotations
@@ -63,7 +72,8 @@ class SessionWebSocketResponse(web.WebSocketResponse):
     `exception()` return and raise what they would. The differences:
 
     - pings and the client's Close are answered even while the handler does
-      not read (as long as less than 64 KiB of received data waits for it);
+      not read (as long as less than 64 KiB of received data waits for it),
+      by a reader task started once the handler is found not reading;
     - `close()` from any task waits (up to aiohttp's `timeout`, default 10 s)
       for the client's Close before closing TCP, so the client reads the code;
       a handler waiting in `receive()` gets CLOSING (as in aiohttp) once that
@@ -78,10 +88,14 @@ class SessionWebSocketResponse(web.WebSocketResponse):
     # (about 1.3 KiB more per socket).
     __slots__ = (
         "__buffered",
+        "__check",
         "__closed_waiter",
         "__closing",
+        "__direct",
+        "__direct_ok",
         "__heartbeat",
         "__inbox",
+        "__interrupted",
         "__owned",
         "__reader",
         "__reading",
@@ -106,7 +120,11 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         super().__init__(heartbeat=heartbeat, **ws_options)
         self.__receive_timeout = receive_timeout
         self.__heartbeat = heartbeat
-        self.__owned = False  # prepared here: the reader task reads
+        self.__owned = False  # prepared here: the handler or the reader task reads
+        self.__direct_ok = True  # the handler may read from aiohttp itself (no reader yet)
+        self.__direct: asyncio.Task[Any] | None = None  # the task in such a read
+        self.__interrupted: asyncio.Future[None] | None = None  # set once that read ended
+        self.__check: asyncio.Handle | None = None  # see __ensure_reader
         self.__reader: asyncio.Task[None] | None = None  # while it runs
         self.__reading = False
         self.__inbox: deque[WSMessage | Exception] | None = None
@@ -118,17 +136,43 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         self.__transport: asyncio.Transport | None = None
 
     async def prepare(self, request: BaseRequest) -> AbstractStreamWriter:
-        """Upgrade (as aiohttp does), then start the library's reader task."""
+        """Upgrade (as aiohttp does); unless the handler reads by then, a reader task will."""
         writer = await super().prepare(request)
         if not self.__owned:
             self.__owned = True
             self.__transport = request.transport
+            self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
+        return writer
+
+    # -- who reads ---------------------------------------------------------
+
+    def __ensure_reader(self) -> None:
+        """Start the reader task if the handler is not reading (one loop pass after
+        the upgrade, or after its read returned): from then on the reader reads."""
+        self.__check = None
+        if self.__direct is None and self.__direct_ok and not self.closed:
+            self.__direct_ok = False
             self.__reading = True
             # Named: a default name is formatted per task ("Task-<n>").
             self.__reader = asyncio.get_running_loop().create_task(
                 self.__read(), name=READER_TASK_NAME
             )
-        return writer
+
+    def __after_direct_read(self) -> None:
+        self.__direct = None
+        interrupted = self.__interrupted
+        if interrupted is not None:
+            if not interrupted.done():
+                interrupted.set_result(None)
+        elif self.__direct_ok and self.__check is None:
+            self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
+
+    def __is_interrupt(self, task: asyncio.Task[Any] | None) -> bool:
+        """Whether a CancelledError in a direct read is close()'s interrupt alone."""
+        if self.__interrupted is None:
+            return False
+        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
+        return uncancel is None or uncancel() == 0  # cancelled by someone else too: theirs
 
     # -- the reader --------------------------------------------------------
 
@@ -206,14 +250,33 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         """
         if not self.__owned:  # not prepared: aiohttp's own errors
             return await super().receive(timeout)
-        if self.__waiter is not None:
+        if self.__waiter is not None or self.__direct is not None:
             raise RuntimeError("Concurrent call to receive() is not allowed")
         timeout = timeout or self.__receive_timeout
+        interrupted = False
+        if self.__direct_ok and self.__closing == _NOT_CLOSING:
+            # No reader yet: read from aiohttp here, where close() can interrupt it.
+            self.__direct = task = asyncio.current_task()
+            try:
+                msg = await super().receive(timeout)
+            except asyncio.CancelledError:
+                if not self.__is_interrupt(task):
+                    raise
+                interrupted = True  # close() is under way: wait for it below
+            else:
+                if msg.type in _ENDS:
+                    self.__direct_ok = False  # nothing left to read
+                return msg
+            finally:
+                self.__after_direct_read()
         while True:
             inbox = self.__inbox
             if inbox:
                 return self.__take(inbox)
-            if not self.__reading and (self.closed or self.__closing == _NOT_CLOSING):
+            if interrupted:
+                if self.__closing == _CLOSED:  # (close() delivers CLOSING to a waiter)
+                    return WS_CLOSING_MESSAGE
+            elif not self.__reading and (self.closed or self.__closing == _NOT_CLOSING):
                 # Closed or closing: aiohttp answers at once (CLOSED, CLOSING, ...).
                 return await super().receive(timeout)
             self.__waiter = waiter = asyncio.get_running_loop().create_future()
@@ -254,24 +317,37 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         if not self.__owned or self.closed:
             return await super().close(code=code, message=message, drain=drain)
         self.__closing = _CLOSING
-        if reader is not None and reader is asyncio.current_task():
-            try:  # the reader answering the client's Close
+        self.__direct_ok = False
+        direct = self.__direct
+        # No task kept in a local: a cancelled close's error holds this frame.
+        if (reader is not None or direct is not None) and asyncio.current_task() in (
+            reader,
+            direct,
+        ):
+            try:  # aiohttp's receive() answering the client's Close
                 return await super().close(code=code, message=message, drain=drain)
             finally:
                 self.__closed()
         try:
-            # Stop the reader's read, so that aiohttp's close() reads the
-            # client's Close; unread messages are dropped, as aiohttp drops them.
-            if self.__reading and reader is not None:
+            # Stop the pending read (the handler's or the reader's, by the path
+            # aiohttp's receive timeouts take), so that aiohttp's close() reads
+            # the client's Close; unread messages are dropped, as aiohttp drops
+            # them. A handler whose read this interrupts waits for this close.
+            # On aiohttp >= 3.10.11 the Close frame goes out at once: aiohttp
+            # feeds the pending read a CLOSING and waits for it to end, which the
+            # cancellation does (leaving that CLOSING unread, skipped). Older
+            # aiohttp gives up on the first message that is not a Close: there
+            # the cancelled read ends first (one loop iteration).
+            if direct is not None:
+                self.__interrupted = interrupted = asyncio.get_running_loop().create_future()
+                direct.cancel()
+                direct = None
+                if not _CLOSE_SKIPS_MESSAGES:
+                    await interrupted
+            elif self.__reading and reader is not None:
                 reader.cancel()
                 if not _CLOSE_SKIPS_MESSAGES:
-                    # Old aiohttp gives up on the first message that is not a
-                    # Close (it would read the CLOSING it feeds a pending read):
-                    # let the cancelled read end first (one loop iteration).
                     await asyncio.wait([reader])
-                # Otherwise the Close frame goes out at once: aiohttp feeds the
-                # pending read a CLOSING and waits for it to end, which the
-                # cancellation does (leaving that CLOSING unread, skipped).
             self.__inbox = None
             self.__buffered = 0
             return await super().close(code=code, message=message, drain=drain)
@@ -290,8 +366,9 @@ class SessionWebSocketResponse(web.WebSocketResponse):
 
     @property
     def _reading_or_closing(self) -> bool:
-        """Whether `stop_reading` has anything to wait for (a reader task, a close under way)."""
-        return self.__reader is not None or self.__closing == _CLOSING
+        """Whether `stop_reading` has anything to do (a reader task or its start pending,
+        a close under way)."""
+        return self.__reader is not None or self.__check is not None or self.__closing == _CLOSING
 
     async def stop_reading(self) -> None:
         """Wait for a close under way, then stop the reader: the handler is done.
@@ -299,6 +376,10 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         aiohttp closes the connection once the handler returns; waiting here
         lets a close started elsewhere receive the client's Close first.
         """
+        self.__direct_ok = False
+        check, self.__check = self.__check, None
+        if check is not None:
+            check.cancel()
         if self.__closing == _CLOSING:
             if self.__closed_waiter is None:
                 self.__closed_waiter = asyncio.get_running_loop().create_future()

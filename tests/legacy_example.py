@@ -1,4 +1,5 @@
 """The README example of aiohttp-session-ws 1.1.1, unchanged but for its imports."""
+
 # ruff: noqa
 import asyncio
 from datetime import datetime
@@ -18,7 +19,8 @@ from aiohttp_session_ws import (
 
 
 async def handle_root(request):
-    return web.Response(text='Hello world', content_type="text/html")
+    return web.Response(text="Hello world", content_type="text/html")
+
 
 async def handle_reset(request):
     session_ws_id = await get_session_ws_id(request)
@@ -29,6 +31,7 @@ async def handle_reset(request):
     await schedule_close_all_session_ws(request, response)
     await new_session_ws_id(request)
     return response
+
 
 async def handle_websocket(request):
     async with session_ws(request) as wsr:
@@ -42,12 +45,11 @@ async def handle_websocket(request):
             await asyncio.sleep(1)
         return wsr
 
+
 def make_app():
     app = web.Application(
         middlewares=[
-            aiohttp_session.session_middleware(
-                aiohttp_session.SimpleCookieStorage()
-            ),
+            aiohttp_session.session_middleware(aiohttp_session.SimpleCookieStorage()),
             session_ws_middleware,
         ]
     )

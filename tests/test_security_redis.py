@@ -81,9 +81,7 @@ async def test_login_rotates_the_session_and_the_old_record_has_no_login(
 
 
 @pytest.mark.parametrize("style", STYLES)
-async def test_login_over_a_login_retires_the_previous_record(
-    style: str, setup_app: Any
-) -> None:
+async def test_login_over_a_login_retires_the_previous_record(style: str, setup_app: Any) -> None:
     app, browser, bare = await setup_app(style)
     client = await browser()
     await client.login("alice")

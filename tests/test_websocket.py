@@ -341,3 +341,127 @@ async def test_a_closed_socket_and_its_request_are_freed_without_the_cyclic_gc(
             assert [ref() is None for ref in refs] == [True, True]
     finally:
         gc.enable()
+
+
+# -- a handler reading straight from aiohttp, interrupted by a close -------------
+#
+# Until a handler stops reading, `session_ws`'s socket has no reader task: the
+# handler's receive() reads from aiohttp itself, and a close from another task
+# interrupts that read. What the handler sees must not change.
+
+WAITS = ["receive", "receive-timeout", "wait_for", "asyncio.timeout"]
+
+
+async def wait_in(how: str, ws: web.WebSocketResponse) -> Any:
+    if how == "receive":
+        return await ws.receive()
+    if how == "receive-timeout":
+        return await ws.receive(timeout=30)
+    if how == "wait_for":
+        return await asyncio.wait_for(ws.receive(), 30)
+    async with asyncio.timeout(30):  # type: ignore[attr-defined]  # Python >= 3.11
+        return await ws.receive()
+
+
+@pytest.mark.parametrize("how", WAITS)
+async def test_a_close_interrupting_a_read_under_a_timeout_leaves_it_alone(how: str) -> None:
+    if how == "asyncio.timeout" and not hasattr(asyncio, "timeout"):
+        pytest.skip("asyncio.timeout needs Python 3.11")
+
+    async def body(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+        async def close_soon() -> None:
+            await asyncio.sleep(0.05)
+            seen.append(await ws.close(code=4001, message=b"session ended"))
+
+        closer = asyncio.ensure_future(close_soon())
+        seen.append(describe(await wait_in(how, ws)))
+        await closer
+        task = asyncio.current_task()
+        seen.append(task.cancelling() if hasattr(task, "cancelling") else 0)  # type: ignore[union-attr]
+        seen.append("done")
+
+    seen, client_saw = await run("session_ws", body, read_close)
+    # The handler gets CLOSING once the handshake is done; no timeout, no
+    # cancellation leaks out, and none is left counted on its task.
+    assert seen == [True, ["CLOSING", None], 0, "done"]
+    assert client_saw == [["CLOSE", 4001, "session ended"], 4001]
+
+
+@pytest.mark.skipif(not hasattr(asyncio.Task, "uncancel"), reason="needs Python >= 3.11")
+async def test_a_handler_cancelled_while_a_close_interrupts_its_read_stays_cancelled() -> None:
+    async def body(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+
+        async def close_and_cancel() -> None:
+            await asyncio.sleep(0.05)
+            closing = asyncio.ensure_future(ws.close(code=4001))
+            await asyncio.sleep(0)  # the close has interrupted the read, which has not ended
+            handler.cancel()  # someone else's cancellation, at the same moment
+            seen.append(await closing)
+
+        closer = asyncio.ensure_future(close_and_cancel())
+        try:
+            await ws.receive()
+            seen.append("not cancelled")
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            await closer
+            seen.append("done")
+            raise
+
+    seen, client_saw = await run("session_ws", body, read_close)
+    assert seen == ["cancelled", True, "done"]
+    assert client_saw == [["CLOSE", 4001, ""], 4001]
+
+
+@pytest.mark.parametrize("how", ["wait_for", "asyncio.timeout", "task.cancel"])
+async def test_a_timeout_or_cancel_of_a_read_is_not_taken_for_a_close(how: str) -> None:
+    if how == "asyncio.timeout" and not hasattr(asyncio, "timeout"):
+        pytest.skip("asyncio.timeout needs Python 3.11")
+
+    async def body(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+        try:
+            if how == "wait_for":
+                await asyncio.wait_for(ws.receive(), 0.1)
+            elif how == "asyncio.timeout":
+                async with asyncio.timeout(0.1):  # type: ignore[attr-defined]
+                    await ws.receive()
+            else:
+                reading = asyncio.ensure_future(ws.receive())
+                await asyncio.sleep(0.1)
+                reading.cancel()
+                await reading
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            seen.append(type(exc).__name__)
+        seen.append(describe(await ws.receive()))  # reading again works
+        seen.append("done")
+
+    async def send_after_a_while(ws: aiohttp.ClientWebSocketResponse) -> Any:
+        await asyncio.sleep(0.3)
+        await ws.send_str("later")
+
+    seen, _ = await run("session_ws", body, send_after_a_while)
+    error = "CancelledError" if how == "task.cancel" else "TimeoutError"
+    assert seen == [error, ["TEXT", "later"], "done"]
+
+
+async def reads_once_then_sleeps(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    seen.append(describe(await ws.receive()))
+    while not ws.closed:  # busy elsewhere: it does not read again
+        await asyncio.sleep(0.05)
+    seen.append("done")
+
+
+async def test_a_handler_that_stops_reading_still_answers_pings_and_closes() -> None:
+    seen: list[Any] = []
+    app = make_app("session_ws", reads_once_then_sleeps, seen)
+    async with served(app) as url, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{url}/ws", autoping=False)
+        await ws.send_str("one")
+        await ws.ping(b"still there?")
+        msg = await ws.receive(timeout=5)
+        assert describe(msg) == ["PONG", b"still there?"]
+        assert await asyncio.wait_for(ws.close(), 5) is True
+        assert ws.close_code == 1000
+    assert seen[0] == ["TEXT", "one"]
