@@ -23,6 +23,9 @@ cancelling it (the path aiohttp's own receive timeouts take), so that aiohttp's
   after a read returned), a small reader task owned by the socket reads from then
   on: it answers pings and the client's Close as aiohttp does and hands every
   message to the handler's `receive()`; a close cancels the reader's read.
+
+On Python 3.10 (no `Task.uncancel`, so an interrupt could swallow a cancellation
+meant for the handler) the reader task reads for every socket from the upgrade.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -58,6 +62,11 @@ _CLOSED: Final = 2
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
+
+_DIRECT_READS: Final = hasattr(asyncio.Task, "uncancel")
+"""Python >= 3.11: a handler's read interrupted by a close can tell that cancellation
+from another one landing at the same moment (`Task.uncancel`). On 3.10 the reader
+task reads for every socket."""
 
 _CLOSE_SKIPS_MESSAGES: Final = _version(aiohttp.__version__) >= (3, 10, 11)
 """aiohttp >= 3.10.11 (its issue 9506): `close()` waits for the client's Close
@@ -121,7 +130,7 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         self.__receive_timeout = receive_timeout
         self.__heartbeat = heartbeat
         self.__owned = False  # prepared here: the handler or the reader task reads
-        self.__direct_ok = True  # the handler may read from aiohttp itself (no reader yet)
+        self.__direct_ok = _DIRECT_READS  # the handler may read from aiohttp itself
         self.__direct: asyncio.Task[Any] | None = None  # the task in such a read
         self.__interrupted: asyncio.Future[None] | None = None  # set once that read ended
         self.__check: asyncio.Handle | None = None  # see __ensure_reader
@@ -141,7 +150,10 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         if not self.__owned:
             self.__owned = True
             self.__transport = request.transport
-            self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
+            if self.__direct_ok:
+                self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
+            else:
+                self.__start(self.__read(), reading=True)
         return writer
 
     # -- who reads ---------------------------------------------------------
@@ -152,11 +164,13 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         self.__check = None
         if self.__direct is None and self.__direct_ok and not self.closed:
             self.__direct_ok = False
-            self.__reading = True
-            # Named: a default name is formatted per task ("Task-<n>").
-            self.__reader = asyncio.get_running_loop().create_task(
-                self.__read(), name=READER_TASK_NAME
-            )
+            self.__start(self.__read(), reading=True)
+
+    def __start(self, work: Coroutine[Any, Any, None], *, reading: bool) -> None:
+        """Run the reader (or, after a direct read's end, only the heartbeat watchdog)."""
+        self.__reading = reading
+        # Named: a default name is formatted per task ("Task-<n>").
+        self.__reader = asyncio.get_running_loop().create_task(work, name=READER_TASK_NAME)
 
     def __after_direct_read(self) -> None:
         self.__direct = None
@@ -171,8 +185,8 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         """Whether a CancelledError in a direct read is close()'s interrupt alone."""
         if self.__interrupted is None:
             return False
-        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
-        return uncancel is None or uncancel() == 0  # cancelled by someone else too: theirs
+        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11 (no direct reads before)
+        return uncancel is not None and uncancel() == 0  # cancelled by someone else too: theirs
 
     # -- the reader --------------------------------------------------------
 
@@ -215,6 +229,12 @@ class SessionWebSocketResponse(web.WebSocketResponse):
                 )
             finally:
                 self.__room = None
+
+    async def __watchdog(self, heartbeat: float) -> None:
+        try:
+            await self.__drop_when_stuck(heartbeat)
+        finally:
+            self.__reader = None  # as in __read: no cycle through a cancelled task
 
     async def __drop_when_stuck(self, heartbeat: float) -> None:
         """Abort the connection half a heartbeat after the socket closed.
@@ -266,6 +286,9 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             else:
                 if msg.type in _ENDS:
                     self.__direct_ok = False  # nothing left to read
+                    if self.__heartbeat and self.__reader is None:
+                        # As the reader does once reading ended (a sender may be stuck).
+                        self.__start(self.__watchdog(self.__heartbeat), reading=False)
                 return msg
             finally:
                 self.__after_direct_read()

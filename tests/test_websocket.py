@@ -8,8 +8,11 @@ Runs on the minimum supported aiohttp (`make test-min-aiohttp`) and the latest.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gc
+import os
+import socket
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -465,3 +468,52 @@ async def test_a_handler_that_stops_reading_still_answers_pings_and_closes() -> 
         assert await asyncio.wait_for(ws.close(), 5) is True
         assert ws.close_code == 1000
     assert seen[0] == ["TEXT", "one"]
+
+
+async def test_a_reading_handler_whose_sender_is_stuck_ends_with_the_heartbeat() -> None:
+    """A handler reading with `async for` while its own task sends to a peer that
+    stopped reading: aiohttp gives up on the peer (no pong) and ends the read, and
+    the connection is dropped half a heartbeat later, so the blocked send raises,
+    the handler returns and its socket is unregistered (the red team's probe: it
+    stayed registered for good when a direct read had ended the reading)."""
+    seen: list[Any] = []
+
+    async def body(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+        async def pump() -> None:
+            with contextlib.suppress(Exception):
+                while True:
+                    await ws.send_bytes(b"x" * 65536)
+
+        sender = asyncio.ensure_future(pump())
+        async for _ in ws:
+            pass
+        await sender
+        seen.append("done")
+
+    app = make_app("session_ws", body, seen, heartbeat=0.5)
+    loop = asyncio.get_running_loop()
+    async with served(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        peer = socket.socket()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        peer.setblocking(False)
+        try:
+            await loop.sock_connect(peer, ("127.0.0.1", port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            await loop.sock_sendall(
+                peer,
+                (
+                    f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n"
+                ).encode(),
+            )
+            await loop.sock_recv(peer, 200)  # part of the 101, then never read again
+            for _ in range(100):  # heartbeat 0.5 s: missed pong, then half a heartbeat
+                if seen == ["done"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert seen == ["done"]
+            assert app[REGISTRY_KEY].stats()["sockets"] == 0
+        finally:
+            peer.close()
