@@ -152,8 +152,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
                 message=registry.close_message,
                 timeout=registry.close_timeout,
             )
-        elif not registry._watch_deadline(request, session_ws_id, ws):  # enforce_deadline, inline
-            await registry._refuse_expired(session_ws_id, ws)
+        else:
+            await registry.enforce_deadline(request, session_ws_id, ws)
         return ws
 
     async def __aexit__(

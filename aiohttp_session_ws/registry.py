@@ -402,17 +402,8 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         same session shows it was renewed. A socket whose deadline has already
         passed is unregistered and closed at once (counted as `refused["expired"]`).
         """
-        if not self._watch_deadline(request, session_ws_id, wsr):
-            await self._refuse_expired(session_ws_id, wsr)
-
-    def _watch_deadline(
-        self, request: web.Request, session_ws_id: Hashable, wsr: web.WebSocketResponse
-    ) -> bool:
-        """`enforce_deadline`'s first step: give `wsr` its deadline; False if it has passed."""
-        return self._expiry.watch(request, session_ws_id, wsr)
-
-    async def _refuse_expired(self, session_ws_id: Hashable, wsr: web.WebSocketResponse) -> None:
-        """`enforce_deadline`'s second step: unregister and close a socket already expired."""
+        if self._expiry.watch(request, session_ws_id, wsr):
+            return
         self.unregister(session_ws_id, wsr)
         self._refused["expired"] += 1
         await close_sockets(
