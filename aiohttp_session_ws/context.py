@@ -11,7 +11,6 @@ from aiohttp import web
 
 from .app import get_registry
 from .closing import close_sockets
-from .keys import ID_CHANGED
 from .registry import KeyProviderError, SessionWSRegistry, _get_session
 from .stale import is_retired, is_unknown
 from .websocket import SessionWebSocketResponse
@@ -62,7 +61,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
 
     async def __aenter__(self) -> web.WebSocketResponse:
         request = self.request
-        registry = self.registry
+        self._registry = registry = get_registry(request)
         registry.check_origin(request)
         ws = SessionWebSocketResponse(**self.options)
         if request.headers.get("Upgrade", "").lower() != "websocket":
@@ -103,17 +102,19 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
         retired: bool,
     ) -> web.WebSocketResponse:
         request = self.request
+        asks_for_keys = registry._asks_for_keys()
         # Taken before the keys are computed: a key closed while they are
         # (an identity lookup may take a while) refuses the socket below.
-        mark = registry.close_mark()
+        # Not needed when the answer is `revoked` alone (no keys, no override).
+        mark = registry.close_mark() if asks_for_keys or not registry._answers_locally else None
         unidentified: KeyProviderError | None = None
         keys: tuple[Hashable, ...] = ()
-        if registry._asks_for_keys():
+        if asks_for_keys:
             try:
                 keys = await registry.keys_for(request)
             except KeyProviderError as exc:  # whose socket it is is unknown: refuse it below
                 unidentified = exc
-        if request.get(ID_CHANGED) and not stale:
+        if not stale and registry._id_changed(request, session):
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)

@@ -202,6 +202,17 @@ class SessionWSRegistry(Mapping[Hashable, frozenset[web.WebSocketResponse]]):
         session[self.session_key] = session_ws_id
         request[ID_CHANGED] = True
 
+    def _id_changed(self, request: web.Request, session: aiohttp_session.Session) -> bool:
+        """Whether `request` changed its websocket id (set, deleted or new).
+
+        An id kept in the session changes only by a write to the session: while
+        aiohttp_session's flag says it was not written, no lookup is made (a
+        lookup that misses costs an exception).
+        """
+        if self._ids_in_session and not getattr(session, "_changed", True):
+            return False
+        return bool(request.get(ID_CHANGED))
+
     async def delete_id(self, request: web.Request) -> None:
         """Remove the request's websocket id."""
         session = await _get_session(request, self._unreadable)

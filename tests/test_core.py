@@ -20,12 +20,14 @@ from aiohttp_session_ws import (
     SessionWSRegistry,
     ensure_session_ws_id,
     get_session_ws_id,
+    new_session_ws_id,
     session_ws,
     session_ws_middleware,
     setup,
 )
 from aiohttp_session_ws.keys import ID_CHANGED
 from tests import legacy_example
+from tests.core_app import handle_ws as core_handle_ws
 from tests.core_app import make_app
 
 Client: TypeAlias = "TestClient[web.Request, web.Application]"  # a string: aiohttp < 3.11
@@ -93,6 +95,36 @@ async def test_new_session_id_is_saved_on_the_101(aiohttp_client: Any) -> None:
     ws, ws_id = await open_ws(client)
     assert (await (await client.get("/id")).json())["id"] == ws_id
     await ws.close()
+
+
+async def test_an_id_rotated_before_the_upgrade_is_saved_on_the_101(aiohttp_client: Any) -> None:
+    # The session exists and has an id; the handler changes it and then upgrades.
+    # session_ws skips its lookup of the change while the session is unwritten:
+    # here it was written, and the 101 must carry the new id's cookie.
+    async def handle_rotate_ws(request: web.Request) -> web.WebSocketResponse:
+        if "rotate" in request.query:
+            await new_session_ws_id(request)
+        return await core_handle_ws(request)
+
+    app = make_app()
+    app.router.add_get("/ws-rotating", handle_rotate_ws)
+    client = await aiohttp_client(app)
+    old_id = (await (await client.get("/id")).json())["id"]
+
+    def cookies() -> dict[str, str]:
+        return {cookie.key: cookie.value for cookie in client.session.cookie_jar}
+
+    before = cookies()
+    ws = await client.ws_connect("/ws-rotating")  # unchanged: no cookie on the 101
+    assert (await ws.receive_json(timeout=5))["id"] == old_id
+    await ws.close()
+    assert cookies() == before
+    ws = await client.ws_connect("/ws-rotating?rotate=1")
+    new_id = (await ws.receive_json(timeout=5))["id"]
+    assert new_id != old_id
+    await ws.close()
+    assert cookies() != before
+    assert (await (await client.get("/id")).json())["id"] == new_id
 
 
 async def test_sub_application(aiohttp_client: Any) -> None:
