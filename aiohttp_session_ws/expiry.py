@@ -48,9 +48,12 @@ def session_expiry(request: web.Request, session: aiohttp_session.Session) -> fl
     written during this request but not saved (its id did not change), the `created`
     it had when loaded is what the client's cookie or record carries.
     """
-    storage = request.get(aiohttp_session.STORAGE_KEY)
+    storage_age = getattr(request.get(aiohttp_session.STORAGE_KEY), "max_age", None)
+    session_age = session.max_age
+    if storage_age is None and session_age is None:  # aiohttp_session's default
+        return None
     shortest: float | None = None
-    for age in (getattr(storage, "max_age", None), session.max_age):
+    for age in (storage_age, session_age):
         if (
             isinstance(age, _NUMBERS)
             and not isinstance(age, bool)
@@ -190,6 +193,8 @@ class SocketExpiry:
         request[OPEN_SOCKET] = (weakref.ref(wsr), session_ws_id)  # the socket refers to the request
         session = request.get(aiohttp_session.SESSION_KEY)
         session_until = None if session is None else session_expiry(request, session)
+        if session_until is None and not self._noted:  # the common case: no deadline
+            return True
         # A lookup that misses costs an exception: none is made before any deadline was noted.
         fixed = request.get(SOCKET_DEADLINE, math.inf) if self._noted else math.inf
         if session_until is not None:
