@@ -109,8 +109,8 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         "__reader",
         "__reading",
         "__receive_timeout",
+        "__request",
         "__room",
-        "__transport",
         "__waiter",
     )
 
@@ -142,14 +142,14 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         self.__room: asyncio.Future[None] | None = None
         self.__closing = _NOT_CLOSING
         self.__closed_waiter: asyncio.Future[None] | None = None
-        self.__transport: asyncio.Transport | None = None
+        self.__request: BaseRequest | None = None  # its transport, when dropped
 
     async def prepare(self, request: BaseRequest) -> AbstractStreamWriter:
         """Upgrade (as aiohttp does); unless the handler reads by then, a reader task will."""
         writer = await super().prepare(request)
         if not self.__owned:
             self.__owned = True
-            self.__transport = request.transport
+            self.__request = request
             if self.__direct_ok:
                 self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
             else:
@@ -414,6 +414,6 @@ class SessionWebSocketResponse(web.WebSocketResponse):
 
     def drop_connection(self) -> None:
         """Abort the TCP connection under the socket (a no-op once it is gone)."""
-        transport, self.__transport = self.__transport, None
+        transport = None if self.__request is None else self.__request.transport
         if transport is not None:
             transport.abort()
