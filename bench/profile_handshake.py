@@ -1,6 +1,6 @@
 """Instructions per websocket connect, ours vs bare, counted by valgrind's callgrind.
 
-`python -m bench.profile_handshake [--connects N] [--repeat R] [--keep DIR]`
+`python -m bench.profile_handshake [--connects N] [--messages M] [--repeat R] [--keep DIR]`
 
 Each contender's server (`bench/servers/session_ws_app.py` for `ours`,
 `bench/servers/bare.py` for `bare`, as the handshake scenario starts them) runs
@@ -16,6 +16,10 @@ the instructions spent in libc's realloc (see `REALLOC_LINE`). The second figure
 the one to compare builds with: it does not depend on the other load on the machine
 and repeats within about 0.1% for the same build. Run it from the project's venv;
 it needs `valgrind` (with `callgrind_control` and `callgrind_annotate`) on PATH.
+
+With `--messages M`, what is counted is M text messages echoed on one open socket
+(send one, wait for the echo), after `--warmup` uncounted ones on that socket: the
+instructions per message a handler reading with `async for` costs.
 """
 
 from __future__ import annotations
@@ -134,29 +138,52 @@ async def cycles(base: URL, n: int, concurrency: int) -> None:
     await asyncio.sleep(SETTLE)
 
 
+async def echoes(server: CallgrindServer, n: int, warmup: int) -> None:
+    """On one socket, `warmup` echoed messages, then `n` counted ones."""
+    async with load.client() as http:
+        cookie = await load.login(http, server.url)
+        ws = await http.ws_connect(server.url / "ws", headers={"Cookie": cookie})
+        for count, counted in ((warmup, False), (n, True)):
+            if counted:
+                await asyncio.to_thread(server.collect, True)
+            for _ in range(count):
+                await ws.send_str("x")
+                await ws.receive()
+        await asyncio.sleep(SETTLE)  # the handler back in its read
+        await asyncio.to_thread(server.collect, False)
+        await ws.close()
+
+
 def measure(
-    name: str, connects: int, warmup: int, concurrency: int, out_dir: Path
+    name: str, connects: int, warmup: int, concurrency: int, out_dir: Path, messages: int = 0
 ) -> tuple[float, float]:
-    """Instructions per connect of one contender's server (one fresh process): all
-    of them, and all but those in libc's realloc."""
+    """Instructions per connect (per message, with `messages`) of one contender's
+    server (one fresh process): all of them, and all but those in libc's realloc."""
     out_file = out_dir / f"callgrind.{name}.{os.getpid()}.{time.monotonic_ns()}"
     server = CallgrindServer(CONTENDERS[name], out_file)
     try:
-        asyncio.run(cycles(server.url, warmup, concurrency))
-        server.collect(True)
-        asyncio.run(cycles(server.url, connects, concurrency))
-        server.collect(False)
+        if messages:
+            asyncio.run(echoes(server, messages, warmup))
+        else:
+            asyncio.run(cycles(server.url, warmup, concurrency))
+            server.collect(True)
+            asyncio.run(cycles(server.url, connects, concurrency))
+            server.collect(False)
     except BaseException:
         server.proc.kill()
         raise
     total, in_realloc = server.stop()
-    return total / connects, (total - in_realloc) / connects
+    units = messages or connects
+    return total / units, (total - in_realloc) / units
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_handshake", description=__doc__)
     parser.add_argument("--connects", type=int, default=300, help="counted cycles (300)")
     parser.add_argument("--warmup", type=int, default=50, help="uncounted cycles first (50)")
+    parser.add_argument(
+        "--messages", type=int, default=0, help="count echoed messages instead of connects"
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="cycles in flight (1)")
     parser.add_argument("--repeat", type=int, default=1, help="fresh servers per contender (1)")
     parser.add_argument(
@@ -174,13 +201,21 @@ def main(argv: list[str] | None = None) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(args.repeat):
             for name in args.contenders:  # alternate, as the bench does
-                run = measure(name, args.connects, args.warmup, args.concurrency, out_dir)
+                run = measure(
+                    name, args.connects, args.warmup, args.concurrency, out_dir, args.messages
+                )
                 runs[name].append(run)
                 print(f"{name}: {run[0]:,.0f} ({run[1]:,.0f} w/o realloc)", file=sys.stderr)
-    print(
-        f"{args.connects} counted connects after {args.warmup} warm-up, "
-        f"{args.concurrency} in flight; M instructions per connect, mean of {args.repeat}"
-    )
+    if args.messages:
+        print(
+            f"{args.messages} counted messages echoed on one socket after {args.warmup} "
+            f"warm-up; M instructions per message, mean of {args.repeat}"
+        )
+    else:
+        print(
+            f"{args.connects} counted connects after {args.warmup} warm-up, "
+            f"{args.concurrency} in flight; M instructions per connect, mean of {args.repeat}"
+        )
     means = {}
     for name, values in runs.items():
         total = statistics.fmean(v[0] for v in values)
