@@ -118,7 +118,10 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             # aiohttp_session saves nothing for a websocket response: the new
             # id must ride on the 101 itself.
             await request[aiohttp_session.STORAGE_KEY].save_session(request, ws, session)
-        await ws.prepare(request)  # starts the socket's reader task
+        local = not keys and registry._answers_locally  # no await between upgrade and handler
+        if not local:  # e.g. a Redis round trip: the handler gets the socket only after it
+            ws._hold_read_check()
+        await ws.prepare(request)
         if unidentified is not None:
             await registry.refuse_unidentified(ws, unidentified)
             return ws
@@ -136,7 +139,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             # after revocation_ttl seconds, then the cookie is merely unknown).
             if retired:
                 refused: str | None = "stale_session"
-            elif not keys and registry._answers_locally:  # the common case, without a call
+            elif local:  # the common case, without a call
                 refused = "revoked" if session_ws_id in registry.revoked else None
             else:
                 refused = await registry.refuses(session_ws_id, keys, mark)
@@ -155,6 +158,8 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
             )
         else:
             await registry.enforce_deadline(request, session_ws_id, ws)
+            if not local:
+                ws._release_read_check()
         return ws
 
     async def __aexit__(

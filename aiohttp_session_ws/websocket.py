@@ -103,6 +103,7 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         "__direct",
         "__direct_ok",
         "__heartbeat",
+        "__hold_check",
         "__inbox",
         "__interrupted",
         "__owned",
@@ -134,6 +135,7 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         self.__direct: asyncio.Task[Any] | None = None  # the task in such a read
         self.__interrupted: asyncio.Future[None] | None = None  # set once that read ended
         self.__check: asyncio.Handle | None = None  # see __ensure_reader
+        self.__hold_check = False  # see _hold_read_check
         self.__reader: asyncio.Task[None] | None = None  # while it runs
         self.__reading = False
         self.__inbox: deque[WSMessage | Exception] | None = None
@@ -151,7 +153,8 @@ class SessionWebSocketResponse(web.WebSocketResponse):
             self.__owned = True
             self.__request = request
             if self.__direct_ok:
-                self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
+                if not self.__hold_check:
+                    self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
             else:
                 self.__start(self.__read(), reading=True)
         return writer
@@ -165,6 +168,18 @@ class SessionWebSocketResponse(web.WebSocketResponse):
         if self.__direct is None and self.__direct_ok and not self.closed:
             self.__direct_ok = False
             self.__start(self.__read(), reading=True)
+
+    def _hold_read_check(self) -> None:
+        """Do not look for a handler that is not reading until `_release_read_check`:
+        the socket is upgraded before the handler gets it (`session_ws` may still
+        await a remote revocation check then), and reading is the handler's job."""
+        self.__hold_check = True
+
+    def _release_read_check(self) -> None:
+        """The handler has the socket: check, one loop pass from now, that it reads."""
+        self.__hold_check = False
+        if self.__direct_ok and self.__check is None and not self.closed:
+            self.__check = asyncio.get_running_loop().call_soon(self.__ensure_reader)
 
     def __start(self, work: Coroutine[Any, Any, None], *, reading: bool) -> None:
         """Run the reader (or, after a direct read's end, only the heartbeat watchdog)."""

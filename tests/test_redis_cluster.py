@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -9,6 +10,7 @@ import pytest
 
 from aiohttp_session_ws import SESSION_ENDED_CODE, SHUTDOWN_CODE
 from aiohttp_session_ws.redis import ClusterCloseResult
+from aiohttp_session_ws.websocket import _DIRECT_READS, READER_TASK_NAME
 from tests.support.cluster import (
     Browser,
     Node,
@@ -277,3 +279,22 @@ async def test_a_pool_busy_with_the_apps_own_calls_is_waited_for_not_an_outage(
         await revoked.close()
         await late.stop()
         await a.stop()
+
+
+@pytest.mark.skipif(not _DIRECT_READS, reason="Python 3.10: the reader task reads for every socket")
+async def test_a_reading_handler_on_a_node_reads_itself(
+    cluster: list[Node], browsers: list[Browser]
+) -> None:
+    # The node asks Redis whether the id is revoked after the upgrade; the handler
+    # (an echo with `async for`) reads from aiohttp itself once it has the socket,
+    # as on a single node: no reader task per socket.
+    a = cluster[0]
+    x = browsers[0]
+    await x.get_json(a, "/id")
+    wss = [await x.ws(a) for _ in range(3)]
+    for ws in wss:
+        await expect_open(ws)
+    assert [t for t in asyncio.all_tasks() if t.get_name() == READER_TASK_NAME] == []
+    assert await x.get(a, "/reset") == "reset"
+    for ws in wss:
+        await expect_close(ws, SESSION_ENDED_CODE)

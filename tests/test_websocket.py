@@ -24,13 +24,19 @@ from aiohttp import WSMsgType, web
 
 from aiohttp_session_ws import (
     REGISTRY_KEY,
+    SESSION_ENDED_CODE,
     SessionWSRegistry,
     get_session_ws_id,
     session_ws,
     session_ws_middleware,
     setup,
 )
-from aiohttp_session_ws.websocket import READ_AHEAD_BYTES, SessionWebSocketResponse
+from aiohttp_session_ws.websocket import (
+    _DIRECT_READS,
+    READ_AHEAD_BYTES,
+    READER_TASK_NAME,
+    SessionWebSocketResponse,
+)
 
 Body = Callable[[web.WebSocketResponse, list[Any]], Awaitable[None]]
 KINDS = ["plain", "session_ws"]
@@ -43,7 +49,13 @@ def describe(msg: Any) -> list[Any]:
     return [msg.type.name, msg.data]
 
 
-def make_app(kind: str, body: Body, seen: list[Any], **ws_options: Any) -> web.Application:
+def make_app(
+    kind: str,
+    body: Body,
+    seen: list[Any],
+    registry: SessionWSRegistry | None = None,
+    **ws_options: Any,
+) -> web.Application:
     async def handler(request: web.Request) -> web.WebSocketResponse:
         if kind == "plain":
             ws = web.WebSocketResponse(**ws_options)
@@ -62,7 +74,7 @@ def make_app(kind: str, body: Body, seen: list[Any], **ws_options: Any) -> web.A
         ]
     )
     app.router.add_get("/ws", handler)
-    setup(app, SessionWSRegistry())
+    setup(app, registry if registry is not None else SessionWSRegistry())
     return app
 
 
@@ -517,3 +529,78 @@ async def test_a_reading_handler_whose_sender_is_stuck_ends_with_the_heartbeat()
             assert app[REGISTRY_KEY].stats()["sockets"] == 0
         finally:
             peer.close()
+
+
+# -- a handshake that awaits a remote answer after the upgrade -------------------
+#
+# A cluster registry asks Redis whether the id is revoked after the upgrade; the
+# handler gets its socket only then. Reading is still the handler's: the library
+# looks for a handler that does not read only once the handler has the socket.
+
+
+class RemoteRevocations(SessionWSRegistry):
+    """Answers `refuses` after a round trip, as a cluster registry asks Redis."""
+
+    async def refuses(self, session_ws_id: Any, keys: Any = (), mark: Any = None) -> str | None:
+        await asyncio.sleep(0.05)
+        return await super().refuses(session_ws_id, keys, mark)
+
+
+def reader_tasks() -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks() if task.get_name() == READER_TASK_NAME]
+
+
+async def echoes(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    async for msg in ws:
+        if msg.type is WSMsgType.TEXT:
+            await ws.send_str(msg.data)
+    seen.append("done")
+
+
+async def ticks(ws: web.WebSocketResponse, seen: list[Any]) -> None:
+    while not ws.closed:
+        await ws.send_str("tick")
+        await asyncio.sleep(0.05)
+    seen.append("done")
+
+
+@pytest.mark.skipif(not _DIRECT_READS, reason="Python 3.10: the reader task reads for every socket")
+async def test_a_reading_handler_reads_itself_after_a_remote_revocation_check() -> None:
+    seen: list[Any] = []
+    registry = RemoteRevocations()
+    app = make_app("session_ws", echoes, seen, registry)
+    async with served(app) as url, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{url}/ws")
+        await ws.send_str("hi")
+        assert describe(await ws.receive(timeout=5)) == ["TEXT", "hi"]
+        await asyncio.sleep(0.05)
+        assert reader_tasks() == []  # no task reads for the handler
+        (session_ws_id,) = list(registry)
+        assert await registry.close_all_session(session_ws_id) == 1
+        msg = await ws.receive(timeout=5)
+        assert describe(msg) == ["CLOSE", SESSION_ENDED_CODE, "session ended"]
+        assert ws.close_code == SESSION_ENDED_CODE
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+    assert seen == ["done"]
+
+
+async def test_a_push_only_handler_answers_pings_and_closes_after_a_remote_check() -> None:
+    seen: list[Any] = []
+    app = make_app("session_ws", ticks, seen, RemoteRevocations())
+    async with served(app) as url, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{url}/ws", autoping=False)
+        await ws.ping(b"still there?")
+        msg = await ws.receive(timeout=5)
+        while msg.type is WSMsgType.TEXT:  # the handler's ticks
+            msg = await ws.receive(timeout=5)
+        assert describe(msg) == ["PONG", b"still there?"]
+        assert await asyncio.wait_for(ws.close(), 5) is True
+        assert ws.close_code == 1000
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+    assert seen == ["done"]
