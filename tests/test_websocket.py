@@ -100,11 +100,16 @@ async def run(
             ws = await http.ws_connect(f"{url}/ws")
             client_saw = await asyncio.wait_for(client(ws), 10)
             await ws.close()
-        for _ in range(200):  # the handler's last steps
-            if seen and seen[-1] == "done":
-                break
-            await asyncio.sleep(0.01)
+        await handler_done(seen)
     return seen, client_saw
+
+
+async def handler_done(seen: list[Any]) -> None:
+    """Wait (at most 2 s) for the handler's last steps: `seen` ending with "done"."""
+    for _ in range(200):
+        if seen and seen[-1] == "done":
+            return
+        await asyncio.sleep(0.01)
 
 
 async def receive_api(ws: web.WebSocketResponse, seen: list[Any]) -> None:
@@ -580,10 +585,7 @@ async def test_a_reading_handler_reads_itself_after_a_remote_revocation_check() 
         msg = await ws.receive(timeout=5)
         assert describe(msg) == ["CLOSE", SESSION_ENDED_CODE, "session ended"]
         assert ws.close_code == SESSION_ENDED_CODE
-        for _ in range(200):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
+        await handler_done(seen)
     assert seen == ["done"]
 
 
@@ -599,8 +601,5 @@ async def test_a_push_only_handler_answers_pings_and_closes_after_a_remote_check
         assert describe(msg) == ["PONG", b"still there?"]
         assert await asyncio.wait_for(ws.close(), 5) is True
         assert ws.close_code == 1000
-        for _ in range(200):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
+        await handler_done(seen)
     assert seen == ["done"]
