@@ -19,10 +19,11 @@ cancelling it (the path aiohttp's own receive timeouts take), so that aiohttp's
   close from another task cancels that read and the handler's `receive()`
   swallows exactly that cancellation (any other is re-raised), waits for the
   close, and returns CLOSING.
-- Once the handler is found not reading (one loop pass after the upgrade or
-  after a read returned), a small reader task owned by the socket reads from then
-  on: it answers pings and the client's Close as aiohttp does and hands every
-  message to the handler's `receive()`; a close cancels the reader's read.
+- Once the handler is found not reading (one loop pass after the upgrade, or
+  after `session_ws` handed it the socket, or after a read returned), a small
+  reader task owned by the socket reads from then on: it answers pings and the
+  client's Close as aiohttp does and hands every message to the handler's
+  `receive()`; a close cancels the reader's read.
 
 On Python 3.10 (no `Task.uncancel`, so an interrupt could swallow a cancellation
 meant for the handler) the reader task reads for every socket from the upgrade.
@@ -163,7 +164,8 @@ class SessionWebSocketResponse(web.WebSocketResponse):
 
     def __ensure_reader(self) -> None:
         """Start the reader task if the handler is not reading (one loop pass after
-        the upgrade, or after its read returned): from then on the reader reads."""
+        the upgrade or `_release_read_check`, or after its read returned): from then
+        on the reader reads."""
         self.__check = None
         if self.__direct is None and self.__direct_ok and not self.closed:
             self.__direct_ok = False
