@@ -603,3 +603,20 @@ async def test_a_push_only_handler_answers_pings_and_closes_after_a_remote_check
         assert ws.close_code == 1000
         await handler_done(seen)
     assert seen == ["done"]
+
+
+async def test_a_logout_during_the_remote_check_closes_cleanly() -> None:
+    seen: list[Any] = []
+    registry = RemoteRevocations()
+    app = make_app("session_ws", echoes, seen, registry)
+    async with served(app) as url, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{url}/ws")  # the 101 is out; the check is in flight
+        (session_ws_id,) = list(registry)  # registered before the check
+        assert await registry.close_all_session(session_ws_id) == 1
+        msg = await ws.receive(timeout=5)
+        assert describe(msg) == ["CLOSE", SESSION_ENDED_CODE, "session ended"]
+        assert ws.close_code == SESSION_ENDED_CODE
+        await handler_done(seen)
+    assert seen == ["done"]
+    assert len(registry) == 0
+    assert registry.stats()["refused"]["revoked"] == 1  # the check then found it revoked
