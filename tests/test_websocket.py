@@ -555,6 +555,15 @@ def reader_tasks() -> list[asyncio.Task[Any]]:
     return [task for task in asyncio.all_tasks() if task.get_name() == READER_TASK_NAME]
 
 
+async def log_out(registry: SessionWSRegistry, ws: aiohttp.ClientWebSocketResponse) -> None:
+    """End the session of the registry's one socket; the client reads a clean 4001."""
+    (session_ws_id,) = list(registry)
+    assert await registry.close_all_session(session_ws_id) == 1
+    msg = await ws.receive(timeout=5)
+    assert describe(msg) == ["CLOSE", SESSION_ENDED_CODE, "session ended"]
+    assert ws.close_code == SESSION_ENDED_CODE
+
+
 async def echoes(ws: web.WebSocketResponse, seen: list[Any]) -> None:
     async for msg in ws:
         if msg.type is WSMsgType.TEXT:
@@ -580,11 +589,7 @@ async def test_a_reading_handler_reads_itself_after_a_remote_revocation_check() 
         assert describe(await ws.receive(timeout=5)) == ["TEXT", "hi"]
         await asyncio.sleep(0.05)
         assert reader_tasks() == []  # no task reads for the handler
-        (session_ws_id,) = list(registry)
-        assert await registry.close_all_session(session_ws_id) == 1
-        msg = await ws.receive(timeout=5)
-        assert describe(msg) == ["CLOSE", SESSION_ENDED_CODE, "session ended"]
-        assert ws.close_code == SESSION_ENDED_CODE
+        await log_out(registry, ws)
         await handler_done(seen)
     assert seen == ["done"]
 
@@ -611,11 +616,7 @@ async def test_a_logout_during_the_remote_check_closes_cleanly() -> None:
     app = make_app("session_ws", echoes, seen, registry)
     async with served(app) as url, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(f"{url}/ws")  # the 101 is out; the check is in flight
-        (session_ws_id,) = list(registry)  # registered before the check
-        assert await registry.close_all_session(session_ws_id) == 1
-        msg = await ws.receive(timeout=5)
-        assert describe(msg) == ["CLOSE", SESSION_ENDED_CODE, "session ended"]
-        assert ws.close_code == SESSION_ENDED_CODE
+        await log_out(registry, ws)  # the socket is registered before the check
         await handler_done(seen)
     assert seen == ["done"]
     assert len(registry) == 0
