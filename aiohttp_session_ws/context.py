@@ -61,7 +61,7 @@ class session_ws:  # noqa: N801 - the 1.1.1 name
 
     async def __aenter__(self) -> web.WebSocketResponse:
         request = self.request
-        self._registry = registry = get_registry(request)
+        registry = self.registry
         registry.check_origin(request)
         ws = SessionWebSocketResponse(**self.options)
         if request.headers.get("Upgrade", "").lower() != "websocket":
