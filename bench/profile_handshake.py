@@ -143,12 +143,15 @@ async def echoes(server: CallgrindServer, n: int, warmup: int) -> None:
     async with load.client() as http:
         cookie = await load.login(http, server.url)
         ws = await http.ws_connect(server.url / "ws", headers={"Cookie": cookie})
-        for count, counted in ((warmup, False), (n, True)):
-            if counted:
-                await asyncio.to_thread(server.collect, True)
+
+        async def echo(count: int) -> None:
             for _ in range(count):
                 await ws.send_str("x")
                 await ws.receive()
+
+        await echo(warmup)
+        await asyncio.to_thread(server.collect, True)
+        await echo(n)
         await asyncio.sleep(SETTLE)  # the handler back in its read
         await asyncio.to_thread(server.collect, False)
         await ws.close()

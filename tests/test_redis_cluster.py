@@ -10,7 +10,7 @@ import pytest
 
 from aiohttp_session_ws import SESSION_ENDED_CODE, SHUTDOWN_CODE
 from aiohttp_session_ws.redis import ClusterCloseResult
-from aiohttp_session_ws.websocket import _DIRECT_READS, READER_TASK_NAME
+from aiohttp_session_ws.websocket import _DIRECT_READS
 from tests.support.cluster import (
     Browser,
     Node,
@@ -21,6 +21,7 @@ from tests.support.cluster import (
     sockets,
     start_cluster,
 )
+from tests.test_websocket import reader_tasks
 
 pytestmark = pytest.mark.redis
 
@@ -151,7 +152,6 @@ async def test_identity_close_reaches_every_node_and_revokes_its_sessions(
 async def test_shutdown_stops_the_listener_and_leaves_the_cluster(
     cluster: list[Node], browsers: list[Browser]
 ) -> None:
-    import asyncio
 
     a, b, c = cluster
     x = browsers[0]
@@ -209,7 +209,6 @@ async def test_connect_burst_beyond_the_client_pool_still_checks_revocations(
     is not an outage, and taking it for one would skip the revocation check and
     let revoked sessions back in.
     """
-    import asyncio
 
     channel = f"asws-test-{uuid.uuid4().hex[:8]}"
     small_pool = {"max_connections": 6}
@@ -252,7 +251,6 @@ async def test_a_pool_busy_with_the_apps_own_calls_is_waited_for_not_an_outage(
 ) -> None:
     """The app's slow commands fill the shared client's pool: a connect's revocation
     check waits for a free connection (within redis_timeout) instead of skipping Redis."""
-    import asyncio
 
     channel = f"asws-test-{uuid.uuid4().hex[:8]}"
     (a,) = await start_cluster(redis_url, channel, n=1)
@@ -294,7 +292,7 @@ async def test_a_reading_handler_on_a_node_reads_itself(
     wss = [await x.ws(a) for _ in range(3)]
     for ws in wss:
         await expect_open(ws)
-    assert [t for t in asyncio.all_tasks() if t.get_name() == READER_TASK_NAME] == []
+    assert reader_tasks() == []
     assert await x.get(a, "/reset") == "reset"
     for ws in wss:
         await expect_close(ws, SESSION_ENDED_CODE)
